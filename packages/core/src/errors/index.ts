@@ -1,0 +1,10 @@
+export { AuthenticationError } from './authentication-error.js';
+export { ConnectionError } from './connection-error.js';
+export { DriverClosedError } from './driver-closed-error.js';
+export { InvalidArgumentError } from './invalid-argument-error.js';
+export { MessageTooLargeError } from './message-too-large-error.js';
+export { MqError } from './mq-error.js';
+export { NoSuchDriverError } from './no-such-driver-error.js';
+export { PublishError } from './publish-error.js';
+export { TopologyError } from './topology-error.js';
+export { UnsupportedError } from './unsupported-error.js';

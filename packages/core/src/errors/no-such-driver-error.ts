@@ -1,0 +1,32 @@
+import { MqError } from './mq-error.js';
+
+const name = 'NoSuchDriverError';
+const marker = `mq-drivers.error.${name}`;
+const symbol = Symbol.for(marker);
+
+/** No driver handles a URL scheme. Lists what is available and how to install what is missing. */
+export class NoSuchDriverError extends MqError {
+  private readonly [symbol] = true;
+  readonly scheme: string;
+  readonly availableDrivers: readonly string[];
+  readonly installCommand: string | undefined;
+
+  constructor({
+    scheme,
+    availableDrivers,
+    installCommand,
+    cause,
+  }: { scheme: string; availableDrivers: readonly string[]; installCommand?: string; cause?: unknown }) {
+    const available = availableDrivers.length > 0 ? availableDrivers.join(', ') : 'none';
+    const hint = installCommand ? ` Install one with: ${installCommand}` : '';
+    super({ driver: 'core', message: `no driver for URL scheme '${scheme}:' (available: ${available}).${hint}`, cause });
+    this.name = name;
+    this.scheme = scheme;
+    this.availableDrivers = availableDrivers;
+    this.installCommand = installCommand;
+  }
+
+  static override isInstance(error: unknown): error is NoSuchDriverError {
+    return MqError.hasMarker(error, marker);
+  }
+}

@@ -1,0 +1,39 @@
+export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+export { decodeBody, encodeBody } from './body.js';
+export * from './contract.js';
+export * from './errors/index.js';
+export { newMessageId } from './message-id.js';
+export {
+  validateHeaders,
+  validateKind,
+  validateMessageId,
+  validateNonNegativeNumber,
+  validatePattern,
+  validatePatterns,
+  validatePositiveInteger,
+  validateSegment,
+  validateSubscriptionName,
+  validateTopic,
+} from './names.js';
+export {
+  errorText,
+  type PreparedPublish,
+  type PreparedShareConsume,
+  type PreparedTaskConsume,
+  prepareCloseOptions,
+  prepareDeadLetterTarget,
+  prepareShareConsume,
+  prepareSharePublish,
+  prepareTaskConsume,
+  prepareTaskPublish,
+} from './prepare.js';
+export {
+  assertDriver,
+  type ConnectOptions,
+  connect,
+  type DriverDefinition,
+  type DriverInfo,
+  drivers,
+  registerDriver,
+} from './registry.js';
+export { anyTopicMatches, topicMatches } from './topic-match.js';

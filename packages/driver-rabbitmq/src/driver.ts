@@ -1,0 +1,433 @@
+import { randomBytes } from 'node:crypto';
+import {
+  type Capabilities,
+  type DeadLetter,
+  type DeadLetterTarget,
+  type Driver,
+  DriverClosedError,
+  type Handler,
+  InvalidArgumentError,
+  type JsonValue,
+  type PreparedPublish,
+  type PublishReceipt,
+  prepareDeadLetterTarget,
+  prepareShareConsume,
+  prepareSharePublish,
+  prepareTaskConsume,
+  prepareTaskPublish,
+  type ShareConsumeOptions,
+  type SharePublishOptions,
+  SPECIFICATION_VERSION,
+  type Subscription,
+  type TaskConsumeOptions,
+  type TaskPublishOptions,
+} from '@mq-drivers/core';
+import type { GetMessage } from 'amqplib';
+import { Declarer, Link } from './link.js';
+import { DRIVER_NAME, type RabbitMqDriverOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { Publisher } from './publisher.js';
+import { RabbitSubscription, type SubscriptionContext, type SubscriptionSpec } from './subscription.js';
+import {
+  delayExchange,
+  delayQueueSpec,
+  durableDeadQueue,
+  durableQueue,
+  ephemeralDeadQueue,
+  ephemeralQueue,
+  H,
+  kindDeadQueue,
+  kindQueue,
+  shareDeadQueue,
+  shareExchange,
+  shareQueue,
+  type TopologyConfig,
+  taskExchange,
+} from './topology.js';
+import { decode, headersTableBytes, isEmpty, MAX_USER_HEADER_BYTES, publishProperties, userHeaders } from './wire.js';
+
+/** A RabbitMQ driver: the contract's {@link Driver}. */
+export interface RabbitMqDriver extends Driver {
+  readonly name: typeof DRIVER_NAME;
+}
+
+/**
+ * Creates a driver for RabbitMQ (AMQP 0-9-1). Validates the options now; connects on first use.
+ * See TOPOLOGY.md for the exchanges, queues and headers it uses.
+ */
+export function createRabbitMqDriver(options: RabbitMqDriverOptions): RabbitMqDriver {
+  const resolved = resolveOptions(options);
+  return new RabbitMqDriverImpl(resolved);
+}
+
+class RabbitMqDriverImpl implements RabbitMqDriver {
+  readonly specificationVersion = SPECIFICATION_VERSION;
+  readonly name = DRIVER_NAME;
+  readonly capabilities: Capabilities;
+  private readonly link: Link;
+  private readonly publisher: Publisher;
+  private readonly subscriptions = new Set<RabbitSubscription>();
+  private readonly topology: TopologyConfig;
+  /** Delay and dead-letter queues declared on the current connection. */
+  private declaredOnce = new Map<string, Promise<void>>();
+  private closing: Promise<void> | undefined;
+  private readonly ctx: SubscriptionContext;
+
+  constructor(private readonly options: ResolvedOptions) {
+    this.capabilities = Object.freeze({
+      durable: true,
+      replay: false,
+      ordering: 'per-publisher',
+      deadLetter: true,
+      maxMessageBytes: options.maxMessageBytes,
+    });
+    this.topology = {
+      prefix: options.prefix,
+      queueType: options.queueType,
+      deliveryLimit: options.deliveryLimit,
+      ephemeralDeadLetterExpiresMs: options.ephemeralDeadLetterExpiresMs,
+      ephemeralQueueExpiresMs: options.ephemeralQueueExpiresMs,
+    };
+    this.link = new Link(options, {
+      open: () => {
+        this.declaredOnce = new Map();
+        this.publisher.onConnectionOpen();
+        for (const subscription of this.subscriptions) subscription.resume();
+      },
+      lost: () => {
+        for (const subscription of this.subscriptions) subscription.suspend();
+      },
+    });
+    this.publisher = new Publisher(this.link, options);
+    this.ctx = {
+      link: this.link,
+      publisher: this.publisher,
+      options,
+      ensureDelay: (bucket) => this.ensureDelay(bucket),
+      ensureDeadQueue: (spec) => this.ensureDeadQueue(spec),
+      forget: (subscription) => this.subscriptions.delete(subscription),
+    };
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new DriverClosedError({ driver: DRIVER_NAME });
+  }
+
+  private once(key: string, work: () => Promise<void>): Promise<void> {
+    let promise = this.declaredOnce.get(key);
+    if (!promise) {
+      const map = this.declaredOnce;
+      promise = work();
+      map.set(key, promise);
+      promise.catch(() => {
+        if (map.get(key) === promise) map.delete(key);
+      });
+    }
+    return promise;
+  }
+
+  private ensureDelay(bucket: number): Promise<void> {
+    const prefix = this.options.prefix;
+    return this.once(`delay:${bucket}`, () =>
+      this.link.declare(async (d) => {
+        const spec = delayQueueSpec(prefix, bucket);
+        await d.exchange(delayExchange(prefix, bucket), 'fanout');
+        await d.queue(spec);
+        await d.bind(spec.name, delayExchange(prefix, bucket), '');
+      }),
+    );
+  }
+
+  private ensureDeadQueue(spec: SubscriptionSpec & { ephemeral?: boolean }): Promise<void> {
+    return this.once(`dead:${spec.deadQueue}`, () =>
+      this.link.declare((d) =>
+        d.queue(
+          spec.ephemeral ? ephemeralDeadQueue(this.topology, spec.deadQueue) : durableDeadQueue(this.topology, spec.deadQueue),
+        ),
+      ),
+    );
+  }
+
+  private send(
+    prepared: PreparedPublish,
+    exchange: string,
+    type: 'fanout' | 'topic',
+    routingKey: string,
+  ): Promise<PublishReceipt> {
+    const headers = prepared.headers;
+    const plain = isEmpty(headers);
+    if (!plain && headersTableBytes(headers) > MAX_USER_HEADER_BYTES) {
+      return Promise.reject(
+        new InvalidArgumentError({
+          driver: DRIVER_NAME,
+          argument: 'headers',
+          value: Object.keys(headers),
+          message: `encode to more than ${MAX_USER_HEADER_BYTES} bytes; AMQP header tables are limited to 64 KiB (put large data in the body)`,
+        }),
+      );
+    }
+    const id = prepared.id;
+    const publishedAtMs = prepared.publishedAt.getTime();
+    return this.publisher.publish({
+      exchange,
+      exchangeType: type,
+      routingKey,
+      content: Buffer.from(prepared.json),
+      // A plain publish gets the publisher's reused properties at send time (same wire bytes).
+      properties: plain ? undefined : publishProperties({ id, publishedAtMs, headers }),
+      publishedAtMs,
+      mandatory: false,
+      id,
+    });
+  }
+
+  // Not `async`: one promise per publish, settled straight from the broker's confirm.
+  taskPublish(body: JsonValue, options: TaskPublishOptions): Promise<PublishReceipt> {
+    try {
+      this.checkOpen();
+      const prepared = prepareTaskPublish(DRIVER_NAME, this.capabilities, body, options);
+      return this.send(prepared, taskExchange(this.options.prefix, prepared.segment), 'fanout', '');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  sharePublish(body: JsonValue, options: SharePublishOptions): Promise<PublishReceipt> {
+    try {
+      this.checkOpen();
+      const prepared = prepareSharePublish(DRIVER_NAME, this.capabilities, body, options);
+      return this.send(prepared, shareExchange(this.options.prefix, prepared.segment), 'topic', prepared.topic!);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async taskConsume<Body extends JsonValue = JsonValue>(
+    handler: Handler<Body>,
+    options: TaskConsumeOptions,
+  ): Promise<Subscription> {
+    this.checkOpen();
+    const prepared = prepareTaskConsume(DRIVER_NAME, handler, options);
+    const { segment, kind } = prepared;
+    const prefix = this.options.prefix;
+    const exchange = taskExchange(prefix, segment);
+    const queue = kindQueue(prefix, segment, kind);
+    const deadQueue = kindDeadQueue(prefix, segment, kind);
+    const topology = this.topology;
+    const spec: SubscriptionSpec = {
+      kind: 'task',
+      segment,
+      name: kind,
+      deleteOnClose: false,
+      fixedTopic: kind,
+      patterns: undefined,
+      queue,
+      deadQueue,
+      prefetch: options.prefetch === undefined ? this.options.prefetch : prepared.prefetch,
+      maxAttempts: prepared.maxAttempts,
+      handler: handler as Handler,
+      async declare(d) {
+        await d.exchange(exchange, 'fanout');
+        await d.queue(durableDeadQueue(topology, deadQueue));
+        await d.queue(durableQueue(topology, queue, deadQueue));
+        await d.bind(queue, exchange, '');
+      },
+    };
+    return this.startSubscription(spec);
+  }
+
+  async shareConsume<Body extends JsonValue = JsonValue>(
+    handler: Handler<Body>,
+    options: ShareConsumeOptions,
+  ): Promise<Subscription> {
+    this.checkOpen();
+    const prepared = prepareShareConsume(DRIVER_NAME, this.capabilities, handler, options);
+    const { segment, patterns } = prepared;
+    const ephemeral = prepared.name === undefined;
+    const name =
+      prepared.name ??
+      `eph-${randomBytes(9)
+        .toString('base64url')
+        .replace(/[^A-Za-z0-9]/g, 'x')}`;
+    const prefix = this.options.prefix;
+    const exchange = shareExchange(prefix, segment);
+    const queue = shareQueue(prefix, segment, name);
+    const deadQueue = shareDeadQueue(prefix, segment, name);
+    const topology = this.topology;
+    const spec: SubscriptionSpec & { ephemeral: boolean } = {
+      kind: 'share',
+      segment,
+      name,
+      deleteOnClose: ephemeral,
+      fixedTopic: undefined,
+      patterns,
+      queue,
+      deadQueue,
+      ephemeral,
+      prefetch: options.prefetch === undefined ? this.options.prefetch : prepared.prefetch,
+      maxAttempts: prepared.maxAttempts,
+      handler: handler as Handler,
+      async declare(d) {
+        await d.exchange(exchange, 'topic');
+        if (ephemeral) {
+          await d.queue(ephemeralQueue(topology, queue, deadQueue));
+        } else {
+          await d.queue(durableDeadQueue(topology, deadQueue));
+          await d.queue(durableQueue(topology, queue, deadQueue));
+        }
+        for (const pattern of patterns) await d.bind(queue, exchange, pattern);
+      },
+    };
+    return this.startSubscription(spec);
+  }
+
+  private async startSubscription(spec: SubscriptionSpec): Promise<Subscription> {
+    const subscription = new RabbitSubscription(spec, this.ctx);
+    this.subscriptions.add(subscription);
+    try {
+      await subscription.start();
+    } catch (error) {
+      this.subscriptions.delete(subscription);
+      throw error;
+    }
+    if (this.closing) {
+      await subscription.close({ timeoutMs: 0 });
+      throw new DriverClosedError({ driver: DRIVER_NAME });
+    }
+    return subscription;
+  }
+
+  private target(target: DeadLetterTarget): { segment: string; queue: string; deadQueue: string; topic: string | undefined } {
+    const prepared = prepareDeadLetterTarget(DRIVER_NAME, target);
+    const prefix = this.options.prefix;
+    if (prepared.kind !== undefined) {
+      return {
+        segment: prepared.segment,
+        queue: kindQueue(prefix, prepared.segment, prepared.kind),
+        deadQueue: kindDeadQueue(prefix, prepared.segment, prepared.kind),
+        topic: prepared.kind,
+      };
+    }
+    return {
+      segment: prepared.segment,
+      queue: shareQueue(prefix, prepared.segment, prepared.subscription),
+      deadQueue: shareDeadQueue(prefix, prepared.segment, prepared.subscription),
+      topic: undefined,
+    };
+  }
+
+  private toDeadLetter(msg: GetMessage, segment: string, topic: string | undefined): DeadLetter {
+    const { message } = decode(msg, segment, topic);
+    const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
+    const error = headers[H.error];
+    const failedAt = Number(headers[H.failedAt]);
+    const death = (headers['x-death'] as Array<{ reason?: string; queue?: string; time?: { value?: number } }> | undefined)?.[0];
+    return {
+      message,
+      error:
+        error !== undefined
+          ? Buffer.isBuffer(error)
+            ? error.toString('utf8')
+            : String(error)
+          : `dead-lettered by the broker (${death?.reason ?? 'unknown reason'}${death?.queue ? ` from ${death.queue}` : ''})`,
+      failedAt: Number.isFinite(failedAt)
+        ? new Date(failedAt)
+        : death?.time?.value
+          ? new Date(death.time.value * 1000)
+          : message.publishedAt,
+    };
+  }
+
+  async listDeadLetters(target: DeadLetterTarget): Promise<DeadLetter[]> {
+    this.checkOpen();
+    const { segment, deadQueue, topic } = this.target(target);
+    const channel = await this.link.channel();
+    channel.on('error', () => {});
+    try {
+      if (!(await new Declarer(channel).exists(deadQueue))) return [];
+      const letters: DeadLetter[] = [];
+      for (;;) {
+        const msg = await channel.get(deadQueue, { noAck: false });
+        if (msg === false) break;
+        letters.push(this.toDeadLetter(msg, segment, topic));
+      }
+      return letters;
+    } finally {
+      // Closing the channel returns every message we read, in place.
+      await channel.close().catch(() => {});
+    }
+  }
+
+  async redriveDeadLetters(target: DeadLetterTarget, options?: { ids?: readonly string[] }): Promise<number> {
+    this.checkOpen();
+    const { segment, queue, deadQueue, topic } = this.target(target);
+    let wanted: Set<string> | undefined;
+    if (options?.ids !== undefined) {
+      if (!Array.isArray(options.ids) || options.ids.some((id) => typeof id !== 'string')) {
+        throw new InvalidArgumentError({
+          driver: DRIVER_NAME,
+          argument: 'options.ids',
+          value: options.ids,
+          message: 'must be an array of message ids',
+        });
+      }
+      wanted = new Set(options.ids);
+    }
+    const channel = await this.link.confirmChannel();
+    channel.on('error', () => {});
+    const returned = new Set<string>();
+    channel.on('return', (msg: GetMessage) => {
+      const id = msg.properties.messageId;
+      if (typeof id === 'string') returned.add(id);
+    });
+    try {
+      if (!(await new Declarer(channel).exists(deadQueue))) return 0;
+      const moved: Array<{ msg: GetMessage; id: string }> = [];
+      for (;;) {
+        const msg = await channel.get(deadQueue, { noAck: false });
+        if (msg === false) break;
+        const { message } = decode(msg, segment, topic);
+        if (wanted && !wanted.has(message.id)) continue; // stays unacknowledged: back in place on close
+        const reserved: Record<string, string | number> = topic === undefined ? { [H.topic]: message.topic } : {};
+        channel.publish(
+          '',
+          queue,
+          msg.content,
+          {
+            ...publishProperties({
+              id: message.id,
+              publishedAtMs: message.publishedAt.getTime(),
+              headers: userHeaders(msg.properties.headers as Record<string, unknown>),
+              reserved,
+            }),
+            mandatory: true,
+          },
+          () => {},
+        );
+        moved.push({ msg, id: message.id });
+      }
+      if (moved.length === 0) return 0;
+      await channel.waitForConfirms();
+      let count = 0;
+      for (const { msg, id } of moved) {
+        if (returned.has(id)) continue; // no queue to go back to: it stays a dead letter
+        channel.ack(msg);
+        count++;
+      }
+      return count;
+    } finally {
+      await channel.close().catch(() => {});
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    await Promise.all([...this.subscriptions].map((subscription) => subscription.close()));
+    await this.publisher.close();
+    await this.link.close();
+    this.publisher.abort(new DriverClosedError({ driver: DRIVER_NAME }));
+  }
+}

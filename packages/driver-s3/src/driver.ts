@@ -1,0 +1,239 @@
+import { randomUUID } from 'node:crypto';
+import { S3Client } from '@aws-sdk/client-s3';
+import {
+  type Capabilities,
+  type DeadLetter,
+  type DeadLetterTarget,
+  type Driver,
+  DriverClosedError,
+  type DriverDefinition,
+  type Handler,
+  type JsonValue,
+  type PublishReceipt,
+  prepareDeadLetterTarget,
+  prepareShareConsume,
+  prepareSharePublish,
+  prepareTaskConsume,
+  prepareTaskPublish,
+  type ShareConsumeOptions,
+  type SharePublishOptions,
+  SPECIFICATION_VERSION,
+  type Subscription,
+  type TaskConsumeOptions,
+  type TaskPublishOptions,
+} from '@mq-drivers/core';
+import { type Context, newOwner } from './context.js';
+import { DeadLetters } from './dead-letters.js';
+import { encodeRecord, Keys, type LogType } from './layout.js';
+import { LogReader, LogWriter } from './log.js';
+import { DRIVER_NAME, parseS3Url, resolveOptions, type S3DriverOptions } from './options.js';
+import { type Position, parseCursor, ShareSubscription } from './share.js';
+import { Store } from './store.js';
+import { register, TaskWorker } from './tasks.js';
+
+/** Largest message (JSON body plus header keys and values) the driver accepts: 1 MiB. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+export const capabilities: Capabilities = Object.freeze({
+  durable: true,
+  replay: true,
+  ordering: 'per-publisher',
+  deadLetter: true,
+  maxMessageBytes: MAX_MESSAGE_BYTES,
+});
+
+/** Endpoint checks done (or running) in this process, by endpoint|bucket: one probe for many drivers. */
+const verified = new Map<string, Promise<void>>();
+
+/**
+ * Creates an S3 driver: a numbered, gap-free message log per segment in a bucket, with share
+ * subscriptions that tail it and task kinds that compete for ranges of it. Nothing is sent before the
+ * first call; the bucket is checked (and conditional writes verified) once, on first use.
+ */
+export function createS3Driver(options: S3DriverOptions): Driver {
+  const resolved = resolveOptions(options);
+  const ownsClient = resolved.client === undefined;
+  const client =
+    resolved.client ??
+    new S3Client({
+      region: resolved.region,
+      endpoint: resolved.endpoint,
+      forcePathStyle: resolved.forcePathStyle,
+      credentials: resolved.credentials,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: Math.min(5000, resolved.requestTimeoutMs),
+        requestTimeout: resolved.requestTimeoutMs,
+        httpAgent: { keepAlive: true, maxSockets: 256 },
+        httpsAgent: { keepAlive: true, maxSockets: 256 },
+      },
+    });
+  const endpointLabel = resolved.endpoint ?? `s3.${resolved.region}.amazonaws.com`;
+  const store = new Store(client, resolved.bucket, endpointLabel, resolved.requestTimeoutMs);
+  const keys = new Keys(resolved.prefix);
+  const logs = new LogReader(store, keys);
+  const deadLetters = new DeadLetters(store, keys);
+
+  let readyPromise: Promise<void> | undefined;
+  const ready = (): Promise<void> => {
+    readyPromise ??= (async () => {
+      const id = `${endpointLabel}|${resolved.bucket}|${resolved.verifyConditionalWrites}`;
+      let check = ownsClient ? verified.get(id) : undefined;
+      if (!check) {
+        check = (async () => {
+          await store.ensureBucket(resolved.createBucket);
+          if (resolved.verifyConditionalWrites) await store.verifyConditionalWrites(keys.probe(randomUUID()));
+        })();
+        if (ownsClient) verified.set(id, check);
+        check.catch(() => verified.delete(id));
+      }
+      await check;
+    })().catch((error) => {
+      readyPromise = undefined; // a later call tries again
+      throw error;
+    });
+    return readyPromise;
+  };
+
+  const ctx: Context = { options: resolved, store, keys, logs, owner: newOwner(), ready, deadLetters };
+  const writers = new Map<string, LogWriter>();
+  const subscriptions = new Set<ShareSubscription | TaskWorker>();
+  let closed = false;
+
+  const checkOpen = (): void => {
+    if (closed) throw new DriverClosedError({ driver: DRIVER_NAME });
+  };
+
+  const writer = (segment: string, type: LogType): LogWriter => {
+    const id = `${type}:${segment}`;
+    let found = writers.get(id);
+    if (!found) {
+      found = new LogWriter(store, keys, logs, resolved, ready, segment, type);
+      writers.set(id, found);
+    }
+    return found;
+  };
+
+  const ownerDirOf = (target: { segment: string; kind?: string; subscription?: string }): string =>
+    target.kind !== undefined ? keys.kind(target.segment, target.kind) : keys.subscription(target.segment, target.subscription!);
+
+  return {
+    specificationVersion: SPECIFICATION_VERSION,
+    name: DRIVER_NAME,
+    capabilities,
+
+    async taskPublish(body: JsonValue, publishOptions: TaskPublishOptions): Promise<PublishReceipt> {
+      checkOpen();
+      const prepared = prepareTaskPublish(DRIVER_NAME, capabilities, body, publishOptions);
+      await writer(prepared.segment, 'task').publish(encodeRecord(prepared, 'task'), prepared.id);
+      return { id: prepared.id };
+    },
+
+    async sharePublish(body: JsonValue, publishOptions: SharePublishOptions): Promise<PublishReceipt> {
+      checkOpen();
+      const prepared = prepareSharePublish(DRIVER_NAME, capabilities, body, publishOptions);
+      await writer(prepared.segment, 'share').publish(encodeRecord(prepared, 'share'), prepared.id);
+      return { id: prepared.id };
+    },
+
+    async taskConsume<Body extends JsonValue = JsonValue>(
+      handler: Handler<Body>,
+      consumeOptions: TaskConsumeOptions,
+    ): Promise<Subscription> {
+      checkOpen();
+      const spec = prepareTaskConsume(DRIVER_NAME, handler, consumeOptions);
+      await ready();
+      const registration = await register(ctx, spec.segment, spec.kind);
+      const mark = (await store.getJson<{ seq?: number }>(keys.watermark(spec.segment, spec.kind)))?.seq ?? 0;
+      checkOpen();
+      const worker = new TaskWorker(ctx, handler as Handler, spec, Math.max(registration.seq, mark), (w) =>
+        subscriptions.delete(w),
+      );
+      subscriptions.add(worker);
+      worker.start();
+      return worker;
+    },
+
+    async shareConsume<Body extends JsonValue = JsonValue>(
+      handler: Handler<Body>,
+      consumeOptions: ShareConsumeOptions,
+    ): Promise<Subscription> {
+      checkOpen();
+      const spec = prepareShareConsume(DRIVER_NAME, capabilities, handler, consumeOptions);
+      const cursorFrom =
+        typeof spec.from === 'object' && !(spec.from instanceof Date) ? parseCursor(spec.from.cursor) : undefined;
+      await ready();
+      const durable = spec.name !== undefined;
+      const name = spec.name ?? `ephemeral-${randomUUID().slice(0, 18)}`;
+      let start: Position | undefined;
+      let done: string[] = [];
+      let fromDate: Date | undefined;
+      if (durable) {
+        const saved = await store.getJson<{ seq: number; index: number; done?: string[] }>(keys.cursor(spec.segment, name));
+        if (saved) {
+          start = { seq: saved.seq, index: saved.index };
+          done = saved.done ?? [];
+        }
+      }
+      const saveFirst = durable && start === undefined;
+      if (!start) {
+        const from = spec.from ?? 'latest';
+        if (from === 'latest') start = { seq: (await logs.head(spec.segment, 'share')) + 1, index: 0 };
+        else if (from === 'earliest') start = { seq: await logs.earliest(spec.segment, 'share'), index: 0 };
+        else if (from instanceof Date) {
+          fromDate = from;
+          start = await positionAt(ctx, spec.segment, from);
+        } else start = cursorFrom!;
+      }
+      checkOpen();
+      const subscription = new ShareSubscription(ctx, handler as Handler, spec, name, durable, start, done, fromDate, (s) =>
+        subscriptions.delete(s),
+      );
+      subscriptions.add(subscription);
+      await subscription.start(saveFirst);
+      return subscription;
+    },
+
+    async listDeadLetters(target: DeadLetterTarget): Promise<DeadLetter[]> {
+      checkOpen();
+      const checked = prepareDeadLetterTarget(DRIVER_NAME, target);
+      await ready();
+      return deadLetters.list(keys.deadLetters(checked.segment, checked));
+    },
+
+    async redriveDeadLetters(target: DeadLetterTarget, redriveOptions: { ids?: readonly string[] } = {}): Promise<number> {
+      checkOpen();
+      const checked = prepareDeadLetterTarget(DRIVER_NAME, target);
+      await ready();
+      return deadLetters.redrive(ctx, keys.deadLetters(checked.segment, checked), ownerDirOf(checked), redriveOptions?.ids);
+    },
+
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await Promise.all([...subscriptions].map((s) => s.close()));
+      await Promise.all([...writers.values()].map((w) => w.drain()));
+      if (ownsClient) client.destroy();
+    },
+  };
+}
+
+/** The first log object that may hold messages published at or after `date` (server write times, 60 s margin). */
+async function positionAt(ctx: Context, segment: string, date: Date): Promise<Position> {
+  const since = date.getTime() - 60_000;
+  const objects = await ctx.logs.listFrom(segment, 'share', 0);
+  const first = objects.find((o) => (o.lastModified?.getTime() ?? 0) >= since);
+  if (first) return { seq: first.seq, index: 0 };
+  const last = objects[objects.length - 1];
+  return { seq: (last?.seq ?? (await ctx.logs.head(segment, 'share'))) + 1, index: 0 };
+}
+
+/** The driver definition for `connect('s3://bucket/prefix?endpoint=...')`. URL settings are overridden by `options`. */
+export const driver: DriverDefinition<Partial<S3DriverOptions>> = {
+  name: DRIVER_NAME,
+  schemes: ['s3'],
+  create(url: string, options: Partial<S3DriverOptions> = {}): Driver {
+    return createS3Driver({ ...parseS3Url(url), ...options } as S3DriverOptions);
+  },
+};

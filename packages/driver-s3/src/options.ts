@@ -1,0 +1,228 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { type BackoffOptions, InvalidArgumentError } from '@mq-drivers/core';
+
+export const DRIVER_NAME = 's3';
+
+/** Options of the S3 driver. Every field is optional except `bucket` (or a `client` plus `bucket`). */
+export interface S3DriverOptions {
+  /** Bucket that holds the logs. Required. URL: `s3://<bucket>/...`. */
+  bucket: string;
+  /** Key prefix under which everything is stored (no leading or trailing `/` needed). URL: the path. Default: none. */
+  prefix?: string;
+  /** S3 endpoint, e.g. `http://127.0.0.1:7480` for Ceph RGW or MinIO. Default: AWS for `region`. URL: `?endpoint=`. */
+  endpoint?: string;
+  /** Region. Default: `AWS_REGION`, else `us-east-1`. URL: `?region=`. */
+  region?: string;
+  /** Path-style addressing (`endpoint/bucket/key`). Default: true when `endpoint` is set, else false. URL: `?forcePathStyle=`. */
+  forcePathStyle?: boolean;
+  /** Static credentials. Default: the AWS SDK's default chain (env, profile, instance role). URL: `s3://KEY:SECRET@bucket`. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** An S3Client to use instead of creating one (the caller owns it: `close()` does not destroy it). */
+  client?: S3Client;
+  /** Create the bucket when it does not exist. Default false: a missing bucket is an error naming it. URL: `?createBucket=`. */
+  createBucket?: boolean;
+  /** Most messages written in one log object (one PUT). Default 1000. URL: `?maxBatchMessages=`. */
+  maxBatchMessages?: number;
+  /** Most bytes written in one log object. Default 8 MiB. URL: `?maxBatchBytes=`. */
+  maxBatchBytes?: number;
+  /**
+   * How long a publish waits for company before its batch is written, in ms. While a write is in
+   * flight the next batch fills without this wait. Default 5. URL: `?flushIntervalMs=`.
+   */
+  flushIntervalMs?: number;
+  /** Poll interval right after data was found, in ms. Default 50. URL: `?minPollIntervalMs=`. */
+  minPollIntervalMs?: number;
+  /** Poll interval when idle (it doubles from the minimum up to this), in ms. Default 1000. URL: `?maxPollIntervalMs=`. */
+  maxPollIntervalMs?: number;
+  /** Lease of a task claim, in ms: a dead worker's unacked tasks go to another after this. Renewed while handlers run. Default 30000. URL: `?leaseMs=`. */
+  leaseMs?: number;
+  /** Backoff before a failed message is redelivered. Default `{baseMs: 1000, maxMs: 60000}`. */
+  redeliveryBackoff?: BackoffOptions;
+  /** Upper bound for one S3 request including SDK retries, in ms; publishes reject after it. Default 15000. URL: `?requestTimeoutMs=`. */
+  requestTimeoutMs?: number;
+  /** How often a durable share subscription saves its cursor, in ms. Default 1000. */
+  cursorSaveIntervalMs?: number;
+  /**
+   * Check once that the endpoint enforces `If-None-Match: *` (two creates of a probe key; the second must fail).
+   * Default true. Turn off only for an endpoint you know enforces it.
+   */
+  verifyConditionalWrites?: boolean;
+}
+
+export interface ResolvedOptions {
+  bucket: string;
+  prefix: string;
+  endpoint: string | undefined;
+  region: string;
+  forcePathStyle: boolean;
+  credentials: S3DriverOptions['credentials'];
+  client: S3Client | undefined;
+  createBucket: boolean;
+  maxBatchMessages: number;
+  maxBatchBytes: number;
+  flushIntervalMs: number;
+  minPollIntervalMs: number;
+  maxPollIntervalMs: number;
+  leaseMs: number;
+  redeliveryBackoff: BackoffOptions;
+  requestTimeoutMs: number;
+  cursorSaveIntervalMs: number;
+  verifyConditionalWrites: boolean;
+}
+
+function bad(argument: string, value: unknown, message: string): never {
+  throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: `options.${argument}`, value, message });
+}
+
+function num(raw: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
+  const value = raw[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    bad(key, value, `must be a number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function bool(raw: Record<string, unknown>, key: string, fallback: boolean): boolean {
+  const value = raw[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') bad(key, value, 'must be a boolean');
+  return value;
+}
+
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+export function resolveOptions(options: S3DriverOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: 'options', value: options, message: 'must be an object' });
+  }
+  const raw = options as unknown as Record<string, unknown>;
+  if (raw.bucket === undefined) bad('bucket', undefined, 'missing required option `bucket` (the bucket that holds the logs)');
+  if (typeof raw.bucket !== 'string' || !BUCKET.test(raw.bucket)) {
+    bad('bucket', raw.bucket, 'must be a valid bucket name (3-63 lower-case letters, digits, "." or "-")');
+  }
+  let prefix = '';
+  if (raw.prefix !== undefined) {
+    if (typeof raw.prefix !== 'string' || raw.prefix.length > 512)
+      bad('prefix', raw.prefix, 'must be a string of at most 512 characters');
+    prefix = raw.prefix.replace(/^\/+|\/+$/g, '');
+    if (prefix.includes('//')) bad('prefix', raw.prefix, 'must not contain empty path parts');
+  }
+  let endpoint: string | undefined;
+  if (raw.endpoint !== undefined) {
+    if (typeof raw.endpoint !== 'string' || !/^https?:\/\/[^/]+/.test(raw.endpoint)) {
+      bad('endpoint', raw.endpoint, 'must be an http:// or https:// URL');
+    }
+    endpoint = raw.endpoint;
+  }
+  if (raw.region !== undefined && (typeof raw.region !== 'string' || raw.region.length === 0)) {
+    bad('region', raw.region, 'must be a non-empty string');
+  }
+  const credentials = raw.credentials as S3DriverOptions['credentials'];
+  if (
+    credentials !== undefined &&
+    (credentials === null ||
+      typeof credentials !== 'object' ||
+      typeof credentials.accessKeyId !== 'string' ||
+      typeof credentials.secretAccessKey !== 'string')
+  ) {
+    bad('credentials', '(hidden)', 'must be {accessKeyId: string, secretAccessKey: string, sessionToken?: string}');
+  }
+  if (raw.client !== undefined && (raw.client === null || typeof (raw.client as { send?: unknown }).send !== 'function')) {
+    bad('client', raw.client, 'must be an S3Client from @aws-sdk/client-s3');
+  }
+  const backoff = raw.redeliveryBackoff as BackoffOptions | undefined;
+  if (
+    backoff !== undefined &&
+    (backoff === null ||
+      typeof backoff !== 'object' ||
+      !(typeof backoff.baseMs === 'number' && backoff.baseMs >= 0) ||
+      !(typeof backoff.maxMs === 'number' && backoff.maxMs >= backoff.baseMs))
+  ) {
+    bad('redeliveryBackoff', backoff, 'must be {baseMs >= 0, maxMs >= baseMs}');
+  }
+  const minPollIntervalMs = num(raw, 'minPollIntervalMs', 50, 1, 60_000);
+  const maxPollIntervalMs = num(raw, 'maxPollIntervalMs', Math.max(1000, minPollIntervalMs), 1, 600_000);
+  if (maxPollIntervalMs < minPollIntervalMs) bad('maxPollIntervalMs', maxPollIntervalMs, 'must be >= minPollIntervalMs');
+  return {
+    bucket: raw.bucket as string,
+    prefix,
+    endpoint,
+    region: (raw.region as string | undefined) ?? process.env.AWS_REGION ?? 'us-east-1',
+    forcePathStyle: bool(raw, 'forcePathStyle', endpoint !== undefined),
+    credentials,
+    client: raw.client as S3Client | undefined,
+    createBucket: bool(raw, 'createBucket', false),
+    maxBatchMessages: num(raw, 'maxBatchMessages', 1000, 1, 100_000),
+    maxBatchBytes: num(raw, 'maxBatchBytes', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    flushIntervalMs: num(raw, 'flushIntervalMs', 5, 0, 60_000),
+    minPollIntervalMs,
+    maxPollIntervalMs,
+    leaseMs: num(raw, 'leaseMs', 30_000, 100, 24 * 3600_000),
+    redeliveryBackoff: backoff ?? { baseMs: 1000, maxMs: 60_000 },
+    requestTimeoutMs: num(raw, 'requestTimeoutMs', 15_000, 100, 600_000),
+    cursorSaveIntervalMs: num(raw, 'cursorSaveIntervalMs', 1000, 10, 600_000),
+    verifyConditionalWrites: bool(raw, 'verifyConditionalWrites', true),
+  };
+}
+
+const NUMERIC = [
+  'maxBatchMessages',
+  'maxBatchBytes',
+  'flushIntervalMs',
+  'minPollIntervalMs',
+  'maxPollIntervalMs',
+  'leaseMs',
+  'requestTimeoutMs',
+  'cursorSaveIntervalMs',
+] as const;
+const BOOLEAN = ['forcePathStyle', 'createBucket', 'verifyConditionalWrites'] as const;
+
+/**
+ * Parses `s3://[KEY:SECRET@]bucket[/prefix][?endpoint=...&region=...&forcePathStyle=true&...]`.
+ * Query parameters: endpoint, region, and every numeric or boolean option by its name.
+ */
+export function parseS3Url(url: string): Partial<S3DriverOptions> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: 'url', value: url, message: 'is not a valid URL', cause });
+  }
+  if (parsed.protocol !== 's3:') {
+    throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: 'url', value: url, message: 'must start with s3://' });
+  }
+  const options: Record<string, unknown> = {};
+  if (parsed.hostname) options.bucket = decodeURIComponent(parsed.hostname);
+  const prefix = decodeURIComponent(parsed.pathname).replace(/^\/+|\/+$/g, '');
+  if (prefix) options.prefix = prefix;
+  if (parsed.username) {
+    options.credentials = {
+      accessKeyId: decodeURIComponent(parsed.username),
+      secretAccessKey: decodeURIComponent(parsed.password),
+    };
+  }
+  for (const [key, value] of parsed.searchParams) {
+    if (key === 'endpoint' || key === 'region') options[key] = value;
+    else if ((NUMERIC as readonly string[]).includes(key)) {
+      const n = Number(value);
+      if (value.trim() === '' || !Number.isFinite(n)) {
+        throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: `url.${key}`, value, message: 'must be a number' });
+      }
+      options[key] = n;
+    } else if ((BOOLEAN as readonly string[]).includes(key)) {
+      if (value !== 'true' && value !== 'false') {
+        throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: `url.${key}`, value, message: 'must be true or false' });
+      }
+      options[key] = value === 'true';
+    } else {
+      throw new InvalidArgumentError({
+        driver: DRIVER_NAME,
+        argument: `url.${key}`,
+        value,
+        message: `unknown query parameter (known: endpoint, region, ${[...NUMERIC, ...BOOLEAN].join(', ')})`,
+      });
+    }
+  }
+  return options as Partial<S3DriverOptions>;
+}

@@ -1,0 +1,254 @@
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { AuthenticationError, ConnectionError, MqError, TopologyError, UnsupportedError } from '@mq-drivers/core';
+import { DRIVER_NAME } from './options.js';
+
+interface SdkError {
+  name?: string;
+  Code?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number; attempts?: number };
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as SdkError | undefined)?.$metadata?.httpStatusCode;
+}
+
+function nameOf(error: unknown): string {
+  const e = error as SdkError | undefined;
+  return e?.name ?? e?.Code ?? 'Error';
+}
+
+export function isMissing(error: unknown): boolean {
+  const name = nameOf(error);
+  return name === 'NoSuchKey' || name === 'NotFound' || (statusOf(error) === 404 && name !== 'NoSuchBucket');
+}
+
+export function isPreconditionFailed(error: unknown): boolean {
+  return statusOf(error) === 412 || nameOf(error) === 'PreconditionFailed';
+}
+
+/** AWS answers 409 ConditionalRequestConflict when two conditional writes of one key overlap: try again. */
+function isConflict(error: unknown): boolean {
+  return statusOf(error) === 409 || nameOf(error) === 'ConditionalRequestConflict';
+}
+
+export interface ListedObject {
+  key: string;
+  lastModified: Date | undefined;
+}
+
+export interface StoredObject {
+  text: string;
+  metadata: Record<string, string>;
+}
+
+/** Thin wrapper over the S3 client: bounded requests, S3 failures turned into core errors. */
+export class Store {
+  constructor(
+    readonly client: S3Client,
+    readonly bucket: string,
+    readonly endpointLabel: string,
+    readonly timeoutMs: number,
+  ) {}
+
+  /** Turns an SDK failure into a core error whose message names what was being done. */
+  toError(error: unknown, action: string): MqError {
+    if (MqError.isInstance(error)) return error;
+    const status = statusOf(error);
+    const name = nameOf(error);
+    const detail = (error as SdkError | undefined)?.message;
+    const why = `${name}${status ? ` (HTTP ${status})` : ''}${detail && detail !== 'UnknownError' ? `: ${detail}` : ''}`;
+    if (name === 'NoSuchBucket') {
+      return new TopologyError({
+        driver: DRIVER_NAME,
+        resource: this.bucket,
+        message: `bucket "${this.bucket}" does not exist at ${this.endpointLabel} (create it, or pass createBucket: true)`,
+        cause: error,
+      });
+    }
+    if (
+      status === 401 ||
+      status === 403 ||
+      ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'CredentialsProviderError', 'ExpiredToken'].includes(name)
+    ) {
+      return new AuthenticationError({
+        driver: DRIVER_NAME,
+        message: `${this.endpointLabel} refused the credentials while trying to ${action} in bucket "${this.bucket}": ${why}`,
+        cause: error,
+      });
+    }
+    if (name === 'AbortError' || name === 'TimeoutError') {
+      return new ConnectionError({
+        driver: DRIVER_NAME,
+        host: this.endpointLabel,
+        message: `no answer from ${this.endpointLabel} within ${this.timeoutMs} ms while trying to ${action}`,
+        cause: error,
+      });
+    }
+    return new ConnectionError({
+      driver: DRIVER_NAME,
+      host: this.endpointLabel,
+      message: `could not ${action} at ${this.endpointLabel}: ${why}`,
+      cause: error,
+    });
+  }
+
+  private signal(): { abortSignal: AbortSignal } {
+    return { abortSignal: AbortSignal.timeout(this.timeoutMs) };
+  }
+
+  /**
+   * Creates `key` only if it does not exist (`If-None-Match: *`). Resolves `created`, or `exists`
+   * when another writer got there first. `retried` tells that the SDK sent the request more than once
+   * (so an `exists` may be our own earlier attempt).
+   */
+  async create(key: string, body: string, metadata?: Record<string, string>): Promise<{ created: boolean; retried: boolean }> {
+    for (let conflict = 0; ; conflict++) {
+      try {
+        const out = await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body: body,
+            IfNoneMatch: '*',
+            ContentType: key.endsWith('.jsonl') ? 'application/x-ndjson' : 'application/json',
+            Metadata: metadata,
+          }),
+          this.signal(),
+        );
+        return { created: true, retried: (out.$metadata.attempts ?? 1) > 1 };
+      } catch (error) {
+        if (isPreconditionFailed(error)) {
+          return { created: false, retried: ((error as SdkError).$metadata?.attempts ?? 1) > 1 };
+        }
+        if (isConflict(error) && conflict < 5) {
+          await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 50));
+          continue;
+        }
+        throw this.toError(error, `create ${key}`);
+      }
+    }
+  }
+
+  /** Writes `key` unconditionally. */
+  async put(key: string, body: string): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json' }),
+        this.signal(),
+      );
+    } catch (error) {
+      throw this.toError(error, `write ${key}`);
+    }
+  }
+
+  /** Reads `key`; undefined when it does not exist. */
+  async get(key: string): Promise<StoredObject | undefined> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), this.signal());
+      const text = (await out.Body?.transformToString('utf8')) ?? '';
+      return { text, metadata: out.Metadata ?? {} };
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw this.toError(error, `read ${key}`);
+    }
+  }
+
+  async getJson<T>(key: string): Promise<T | undefined> {
+    const object = await this.get(key);
+    if (object === undefined) return undefined;
+    try {
+      return JSON.parse(object.text) as T;
+    } catch (cause) {
+      throw new TopologyError({ driver: DRIVER_NAME, resource: key, message: `object ${key} is not valid JSON`, cause });
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), this.signal());
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw this.toError(error, `delete ${key}`);
+    }
+  }
+
+  /** Lists keys under `prefix` in key order, after `startAfter`, up to `limit` keys. */
+  async list(prefix: string, options: { startAfter?: string; limit?: number } = {}): Promise<ListedObject[]> {
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    const found: ListedObject[] = [];
+    let token: string | undefined;
+    do {
+      try {
+        const out = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            StartAfter: token ? undefined : options.startAfter,
+            ContinuationToken: token,
+            MaxKeys: Math.min(1000, limit - found.length),
+          }),
+          this.signal(),
+        );
+        for (const entry of out.Contents ?? []) {
+          if (entry.Key !== undefined) found.push({ key: entry.Key, lastModified: entry.LastModified });
+        }
+        token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      } catch (error) {
+        throw this.toError(error, `list ${prefix}`);
+      }
+    } while (token && found.length < limit);
+    return found;
+  }
+
+  /** Checks the bucket exists; creates it when asked to. */
+  async ensureBucket(create: boolean): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), this.signal());
+      return;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status !== 404 && nameOf(error) !== 'NotFound' && nameOf(error) !== 'NoSuchBucket') {
+        throw this.toError(error, `open bucket "${this.bucket}"`);
+      }
+      if (!create) throw this.toError({ name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } }, 'open bucket');
+    }
+    try {
+      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }), this.signal());
+    } catch (error) {
+      const name = nameOf(error);
+      if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') {
+        throw this.toError(error, `create bucket "${this.bucket}"`);
+      }
+    }
+  }
+
+  /**
+   * Creates a probe key twice with `If-None-Match: *`: the second must be refused. Endpoints that
+   * ignore the condition (most S3 emulators) cannot keep the log's order nor task groups apart.
+   */
+  async verifyConditionalWrites(probeKey: string): Promise<void> {
+    const first = await this.create(probeKey, '{"probe":1}');
+    const second = await this.create(probeKey, '{"probe":2}');
+    await this.delete(probeKey).catch(() => undefined);
+    if (!first.created || second.created) {
+      throw new UnsupportedError({
+        driver: DRIVER_NAME,
+        feature: 'conditional-writes',
+        message:
+          `${this.endpointLabel} does not enforce conditional writes (a second PUT with If-None-Match: * on ${probeKey} ` +
+          'was accepted). The s3 driver needs them: the log order, task groups (competing workers, leases) and ' +
+          'durable cursors are built on create-if-absent. Use AWS S3, MinIO, Ceph RGW or another endpoint that answers 412.',
+      });
+    }
+  }
+}

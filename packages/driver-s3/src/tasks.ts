@@ -1,0 +1,486 @@
+import { randomUUID } from 'node:crypto';
+import {
+  backoffDelay,
+  type CloseOptions,
+  errorText,
+  type Handler,
+  type PreparedTaskConsume,
+  type Subscription,
+} from '@mq-drivers/core';
+import { type Context, Lease, type LeaseBody } from './context.js';
+import { type LogRecord, type StoredMessage, seqName, storedFromRecord } from './layout.js';
+import { RetryArea, type RetryItem } from './retry-area.js';
+import { closeTimeout, type Delivery, PollInterval, persist, Runner, Sleeper, Tracker } from './runner.js';
+
+/** `registration.json` of a kind: it receives every task in log objects from `seq` on. */
+export interface Registration {
+  kind: string;
+  seq: number;
+  registeredAt: string;
+}
+
+interface HeldClaim {
+  seq: number;
+  start: number;
+  end: number;
+  lease: Lease;
+  pending: number;
+}
+
+const CLAIM_NAME = /(\d{16})-(\d{8})-(\d{6})\.json$/;
+const DONE_NAME = /(\d{16})-(\d{8})-(\d{8})$/;
+
+/** Registers a kind on a segment (first registration wins) and returns its registration. */
+export async function register(ctx: Context, segment: string, kind: string): Promise<Registration> {
+  const key = ctx.keys.registration(segment, kind);
+  const existing = await ctx.store.getJson<Registration>(key);
+  if (existing) return existing;
+  const mine: Registration = { kind, seq: (await ctx.logs.head(segment, 'task')) + 1, registeredAt: new Date().toISOString() };
+  const result = await ctx.store.create(key, JSON.stringify(mine));
+  if (result.created) return mine;
+  return (await ctx.store.getJson<Registration>(key)) ?? mine;
+}
+
+/**
+ * One worker of a kind. Work is claimed from the task log in ranges: `claims/<seq>-<start>-<epoch>`
+ * created with `If-None-Match: *` holds messages [start, end) of log object `seq` (end in the body;
+ * the next range starts where this one ends, so ranges never overlap). A claim is a lease renewed by
+ * creating the next epoch; an expired one is taken over the same way. When every message of a range
+ * is resolved, `done/<seq>-<start>-<end>` is written; the kind's watermark skips fully done objects.
+ */
+export class TaskWorker implements Subscription {
+  closed = false;
+  readonly name: string;
+  private readonly runner: Runner;
+  private readonly sleeper = new Sleeper();
+  private readonly writes = new Tracker();
+  private readonly poll: PollInterval;
+  private readonly retries: RetryArea;
+  private readonly claims = new Map<string, HeldClaim>();
+  private readonly frontier = new Map<number, number>();
+  private readonly counts = new Map<number, number>();
+  private readonly kindDir: string;
+  private scanSeq: number;
+  private watermark: number;
+  private loop: Promise<void> | undefined;
+  private nextScan = 0;
+  private nextRetryPoll = 0;
+  /** Live workers of this kind (from their presence objects), this one included. */
+  private liveWorkers = 1;
+  private lastCount = 0;
+  private idleSince: number | undefined;
+  /** Round trip of this worker's last successful claim, in ms. */
+  private claimRtt = 0;
+  /** Whether this worker won the last claim it tried. */
+  private wonLast = false;
+  /** Objects in a row we found already taken: a sign that other workers are ahead. */
+  private behind = 0;
+  /** Messages held and not yet resolved (in claims and retry items). */
+  private unresolved = 0;
+
+  constructor(
+    private readonly ctx: Context,
+    handler: Handler,
+    private readonly spec: PreparedTaskConsume,
+    start: number,
+    private readonly onClosed: (worker: TaskWorker) => void,
+  ) {
+    this.name = spec.kind;
+    this.scanSeq = start;
+    this.watermark = start;
+    this.kindDir = ctx.keys.kind(spec.segment, spec.kind);
+    this.poll = new PollInterval(ctx.options.minPollIntervalMs, ctx.options.maxPollIntervalMs);
+    this.runner = new Runner(handler, spec.prefetch, () => this.sleeper.wake());
+    this.retries = new RetryArea(ctx, this.kindDir);
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  private get capacity(): number {
+    return this.spec.prefetch - this.unresolved;
+  }
+
+  /** Claim more only when half the prefetch is free (or nothing is held): fewer, larger claims. */
+  private get wantsWork(): boolean {
+    return this.unresolved === 0 || this.capacity >= Math.ceil(this.spec.prefetch / 2);
+  }
+
+  /** Expired leases are looked for every half lease (so a dead worker's tasks move within 1.5 leases). */
+  private get scanEvery(): number {
+    return Math.min(10_000, Math.max(250, Math.floor(this.ctx.options.leaseMs / 2)));
+  }
+
+  /** The retry area is listed this often, and at the due time of every retry this worker wrote. */
+  private get retryEvery(): number {
+    return Math.max(1000, this.ctx.options.maxPollIntervalMs * 2);
+  }
+
+  private async run(): Promise<void> {
+    while (!this.closed) {
+      try {
+        let progressed = false;
+        const now = Date.now();
+        if (now >= this.nextScan) {
+          this.nextScan = now + this.scanEvery;
+          progressed = (await this.scan()) || progressed;
+        }
+        if (this.wantsWork && Date.now() >= this.nextRetryPoll) {
+          this.nextRetryPoll = Date.now() + this.retryEvery;
+          progressed = (await this.claimRetries()) || progressed;
+        }
+        if (this.wantsWork && !this.closed) progressed = (await this.claimFromLog()) || progressed;
+        if (this.closed) break;
+        if (!this.wantsWork) await this.sleeper.sleep(this.scanEvery);
+        else if (!progressed) await this.sleeper.sleep(this.poll.idle());
+      } catch {
+        if (!this.closed) await this.sleeper.sleep(this.ctx.options.maxPollIntervalMs);
+      }
+    }
+  }
+
+  private async records(seq: number): Promise<LogRecord[] | undefined> {
+    const records = await this.ctx.logs.read(this.spec.segment, 'task', seq);
+    if (records) this.counts.set(seq, records.length);
+    return records;
+  }
+
+  /** Where the claim chain of `seq` ends so far: the end of its last claim (0 when unclaimed). */
+  private async discoverFrontier(seq: number): Promise<number> {
+    const dir = this.ctx.keys.claims(this.spec.segment, this.spec.kind);
+    const listed = await this.ctx.store.list(`${dir}${seqName(seq)}-`);
+    let last = -1;
+    for (const entry of listed) {
+      const match = CLAIM_NAME.exec(entry.key);
+      if (match) last = Math.max(last, Number(match[2]));
+    }
+    if (last < 0) return 0;
+    const body = await this.ctx.store.getJson<LeaseBody>(this.ctx.keys.claim(this.spec.segment, this.spec.kind, seq, last, 0));
+    return body?.end ?? last;
+  }
+
+  /** The highest log object with a first-range claim (epoch 0) after `seq`; `seq` if none. */
+  private async newestClaimedSeq(seq: number): Promise<number> {
+    const dir = this.ctx.keys.claims(this.spec.segment, this.spec.kind);
+    const listed = await this.ctx.store.list(dir, { startAfter: `${dir}${seqName(seq)}` });
+    let newest = seq;
+    for (const entry of listed) {
+      const match = CLAIM_NAME.exec(entry.key);
+      if (match && Number(match[2]) === 0 && Number(match[3]) === 0) newest = Math.max(newest, Number(match[1]));
+    }
+    return newest;
+  }
+
+  private async claimFromLog(): Promise<boolean> {
+    const seq = this.scanSeq;
+    const records = await this.records(seq);
+    if (!records || this.closed) {
+      this.idleSince ??= Date.now();
+      return false;
+    }
+    // In a backlog, read the next object while claiming this one: after a lost race the next claim
+    // goes out without another round trip.
+    if (this.idleSince === undefined) void this.records(seq + 1).catch(() => undefined);
+    if (this.idleSince !== undefined && Date.now() - this.lastCount > 250) {
+      // Work arrives after a quiet spell: recount the live workers (peers may have started meanwhile).
+      await this.countWorkers().catch(() => undefined);
+    }
+    this.idleSince = undefined;
+    this.poll.found();
+    // Optimistic: try the first range we do not know to be taken; a 412 tells us otherwise.
+    let start = this.frontier.get(seq) ?? 0;
+    if (this.wonLast && this.liveWorkers > 1 && this.spec.prefetch <= 2) {
+      // Fairness among small-prefetch workers: the last winner lets the others (one round trip
+      // behind it) try first, so a burst is shared instead of going to whoever is fastest.
+      this.wonLast = false;
+      const base = Math.max(this.claimRtt * 2, this.ctx.options.minPollIntervalMs, 50);
+      await this.sleeper.sleep(Math.min(500, base * (this.liveWorkers - 1) * (0.5 + Math.random())));
+      if (this.closed) return false;
+    }
+    let lost = 0;
+    for (;;) {
+      if (this.closed) return false;
+      if (start >= records.length) {
+        this.frontier.delete(seq);
+        this.scanSeq = seq + 1;
+        return true;
+      }
+      const end = Math.min(records.length, start + Math.max(1, this.capacity));
+      const keyOf = (epoch: number): string => this.ctx.keys.claim(this.spec.segment, this.spec.kind, seq, start, epoch);
+      const body: LeaseBody = {
+        owner: this.ctx.owner,
+        token: randomUUID(),
+        epoch: 0,
+        expiresAt: Date.now() + this.ctx.options.leaseMs,
+        seq,
+        start,
+        end,
+      };
+      const sent = Date.now();
+      const lease = await Lease.acquire(this.ctx, keyOf, body);
+      this.wonLast = lease !== undefined;
+      if (lease) {
+        this.claimRtt = Date.now() - sent;
+        this.behind = 0;
+        this.frontier.set(seq, end);
+        this.hold(seq, start, end, lease, records);
+        return true;
+      }
+      // Taken. A claim at the last message covers it; otherwise read where the claim ends, and after a
+      // few losses in a row jump to the end of the chain (others may be several claims ahead).
+      lost++;
+      this.poll.found(); // competition means traffic: keep polling fast
+      let next: number;
+      if (start === 0 && ++this.behind >= 8) {
+        // Others are ahead of us: jump to the newest object someone started claiming (safe: a worker
+        // starts claiming object M only after every object before M was fully claimed).
+        this.behind = 0;
+        const newest = await this.newestClaimedSeq(seq);
+        if (newest > seq) {
+          this.frontier.delete(seq);
+          this.scanSeq = newest;
+          return true;
+        }
+      }
+      if (start + 1 === records.length) next = records.length;
+      else if (lost % 3 === 0) next = await this.discoverFrontier(seq);
+      else next = (await this.ctx.store.getJson<LeaseBody>(keyOf(0)))?.end ?? (await this.discoverFrontier(seq));
+      if (next <= start) return false;
+      start = next;
+      this.frontier.set(seq, start);
+    }
+  }
+
+  private hold(seq: number, start: number, end: number, lease: Lease, records: LogRecord[]): void {
+    const claim: HeldClaim = { seq, start, end, lease, pending: end - start };
+    this.claims.set(`${seq}-${start}`, claim);
+    this.unresolved += end - start;
+    lease.startRenewing();
+    for (let i = start; i < end; i++) {
+      const record = records[i];
+      if (!record) {
+        this.settleClaim(claim);
+        continue;
+      }
+      this.deliver(storedFromRecord(record, this.spec.segment, this.spec.kind, 1), () => this.settleClaim(claim), claim);
+    }
+  }
+
+  private settleClaim(claim: HeldClaim): void {
+    this.unresolved--;
+    this.sleeper.wake();
+    if (--claim.pending > 0) return;
+    claim.lease.stop();
+    const marker = this.ctx.keys.doneMarker(this.spec.segment, this.spec.kind, claim.seq, claim.start, claim.end);
+    void this.writes.track(
+      persist(
+        () => this.ctx.store.put(marker, JSON.stringify({ owner: this.ctx.owner, at: new Date().toISOString() })),
+        () => this.closed,
+      ).finally(() => this.claims.delete(`${claim.seq}-${claim.start}`)),
+    );
+  }
+
+  /**
+   * Runs one message. `resolved` is called once its outcome is stored: acked, queued for retry
+   * in the retry area, dead-lettered, or handed back.
+   */
+  private deliver(stored: StoredMessage, resolved: () => void, source: HeldClaim | RetryItem): void {
+    const delivery: Delivery & { source: HeldClaim | RetryItem; resolved: () => void } = {
+      stored,
+      state: 'queued',
+      source,
+      resolved,
+      settle: (ok, error) => {
+        if (ok) return resolved();
+        if (stored.attempt < this.spec.maxAttempts) {
+          const due = Date.now() + backoffDelay(stored.attempt, this.ctx.options.redeliveryBackoff);
+          this.nextRetryPoll = Math.min(this.nextRetryPoll, due + 5);
+          void this.writes.track(
+            persist(
+              () => this.retries.add({ ...stored, attempt: stored.attempt + 1 }, due),
+              () => this.closed,
+            ).then((ok2) => ok2 && resolved()),
+          );
+          return;
+        }
+        const dir = this.ctx.keys.deadLetters(this.spec.segment, { kind: this.spec.kind });
+        void this.writes.track(
+          persist(
+            () => this.ctx.deadLetters.add(dir, stored, errorText(error)),
+            () => this.closed,
+          ).then((ok2) => ok2 && resolved()),
+        );
+      },
+    };
+    this.runner.push(delivery);
+  }
+
+  private async claimRetries(): Promise<boolean> {
+    const items = await this.retries.claim(this.capacity);
+    for (const item of items) {
+      this.unresolved++;
+      const done = (): void => {
+        this.unresolved--;
+        this.sleeper.wake();
+        void this.writes.track(
+          persist(
+            () => this.retries.finish(item),
+            () => this.closed,
+          ),
+        );
+      };
+      this.deliver(item.stored, done, item);
+    }
+    return items.length > 0;
+  }
+
+  /**
+   * Takes over expired claims of this kind and moves the watermark past log objects whose every
+   * range is done. Claims and done markers below the watermark are never listed again.
+   */
+  /** Writes this worker's presence and counts the live workers of the kind. */
+  private async heartbeat(): Promise<void> {
+    const dir = this.ctx.keys.workers(this.spec.segment, this.spec.kind);
+    await this.ctx.store.put(
+      `${dir}${this.ctx.owner}`,
+      JSON.stringify({ owner: this.ctx.owner, prefetch: this.spec.prefetch, at: new Date().toISOString() }),
+    );
+    await this.countWorkers();
+  }
+
+  private async countWorkers(): Promise<void> {
+    const dir = this.ctx.keys.workers(this.spec.segment, this.spec.kind);
+    this.lastCount = Date.now();
+    const listed = await this.ctx.store.list(dir);
+    const newest = Math.max(...listed.map((e) => e.lastModified?.getTime() ?? 0));
+    this.liveWorkers = Math.max(
+      1,
+      listed.filter((e) => newest - (e.lastModified?.getTime() ?? 0) < 3 * this.scanEvery + 1000).length,
+    );
+  }
+
+  private async scan(): Promise<boolean> {
+    await this.heartbeat().catch(() => undefined);
+    const claimsDir = this.ctx.keys.claims(this.spec.segment, this.spec.kind);
+    const doneDir = this.ctx.keys.done(this.spec.segment, this.spec.kind);
+    const since = seqName(this.watermark);
+    const [claimList, doneList] = await Promise.all([
+      this.ctx.store.list(claimsDir, { startAfter: `${claimsDir}${since}` }),
+      this.ctx.store.list(doneDir, { startAfter: `${doneDir}${since}` }),
+    ]);
+    const done = new Map<string, number>();
+    const doneBySeq = new Map<number, [number, number][]>();
+    for (const entry of doneList) {
+      const match = DONE_NAME.exec(entry.key);
+      if (!match) continue;
+      const seq = Number(match[1]);
+      const start = Number(match[2]);
+      const end = Number(match[3]);
+      done.set(`${seq}-${start}`, end);
+      const ranges = doneBySeq.get(seq) ?? [];
+      ranges.push([start, end]);
+      doneBySeq.set(seq, ranges);
+    }
+    const latest = new Map<string, { seq: number; start: number; epoch: number; written: number }>();
+    const now = Date.now();
+    for (const entry of claimList) {
+      const match = CLAIM_NAME.exec(entry.key);
+      if (!match) continue;
+      const seq = Number(match[1]);
+      const start = Number(match[2]);
+      const epoch = Number(match[3]);
+      const id = `${seq}-${start}`;
+      if ((latest.get(id)?.epoch ?? -1) < epoch) {
+        latest.set(id, { seq, start, epoch, written: entry.lastModified?.getTime() ?? now });
+      }
+    }
+    let tookOver = false;
+    for (const [id, claim] of latest) {
+      if (this.closed || this.capacity <= 0) break;
+      if (done.has(id) || this.claims.has(id)) continue;
+      if (claim.written > now - this.ctx.options.leaseMs / 2) continue; // renewed lately: alive
+      const keyOf = (epoch: number): string =>
+        this.ctx.keys.claim(this.spec.segment, this.spec.kind, claim.seq, claim.start, epoch);
+      const body = await this.ctx.store.getJson<LeaseBody>(keyOf(claim.epoch));
+      if (!body || body.end === undefined || body.expiresAt > Date.now()) continue;
+      const lease = await Lease.acquire(this.ctx, keyOf, {
+        ...body,
+        owner: this.ctx.owner,
+        token: randomUUID(),
+        epoch: claim.epoch + 1,
+        expiresAt: Date.now() + this.ctx.options.leaseMs,
+      });
+      if (!lease) continue;
+      const records = await this.records(claim.seq);
+      if (!records) {
+        lease.stop();
+        continue;
+      }
+      this.hold(claim.seq, claim.start, body.end, lease, records);
+      tookOver = true;
+    }
+    await this.advanceWatermark(doneBySeq);
+    return tookOver;
+  }
+
+  private async advanceWatermark(doneBySeq: Map<number, [number, number][]>): Promise<void> {
+    let mark = this.watermark;
+    // Only objects this worker has walked past are fully claimed; check their done ranges.
+    while (mark < this.scanSeq) {
+      const ranges = (doneBySeq.get(mark) ?? []).sort((a, b) => a[0] - b[0]);
+      const count = this.counts.get(mark) ?? (await this.records(mark))?.length;
+      if (count === undefined) break;
+      let covered = 0;
+      for (const [start, end] of ranges) if (start === covered) covered = end;
+      if (covered < count) break;
+      this.counts.delete(mark);
+      mark++;
+    }
+    if (mark > this.watermark) {
+      this.watermark = mark;
+      await this.ctx.store
+        .put(
+          this.ctx.keys.watermark(this.spec.segment, this.spec.kind),
+          JSON.stringify({ seq: mark, at: new Date().toISOString() }),
+        )
+        .catch(() => undefined);
+    }
+  }
+
+  async close(options: CloseOptions = {}): Promise<void> {
+    const timeoutMs = closeTimeout(options);
+    if (this.closed) return;
+    this.closed = true;
+    this.sleeper.wake();
+    const returned = await this.runner.stop(timeoutMs);
+    await this.loop;
+    // Hand back what was not resolved, without counting an attempt: log messages go to the retry
+    // area (due now) and their range is marked done; retry objects are released.
+    await Promise.all(
+      returned.map(async (delivery) => {
+        const { source, resolved, stored } = delivery as Delivery & { source: HeldClaim | RetryItem; resolved: () => void };
+        if ('key' in source) {
+          this.unresolved--;
+          await this.retries.release(source).catch(() => undefined);
+          return;
+        }
+        const ok = await persist(
+          () => this.retries.add(stored, Date.now()),
+          () => true,
+        );
+        if (ok) resolved();
+      }),
+    );
+    await this.writes.settled();
+    for (const claim of this.claims.values()) claim.lease.stop();
+    await this.ctx.store
+      .delete(`${this.ctx.keys.workers(this.spec.segment, this.spec.kind)}${this.ctx.owner}`)
+      .catch(() => undefined);
+    this.onClosed(this);
+  }
+}
+
+export function kindOwnerDir(ctx: Context, segment: string, kind: string): string {
+  return ctx.keys.kind(segment, kind);
+}
