@@ -12,7 +12,9 @@ for (const pkg of readdirSync(join(root, 'packages')).sort()) {
   if (only && pkg !== only) continue;
   const dir = join(root, 'packages', pkg, 'bench');
   if (!existsSync(dir)) continue;
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.bench.mjs')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.bench.mjs'))
+    .sort()) {
     console.log(`\n=== ${pkg}/bench/${file} ===`);
     const run = spawnSync(process.execPath, [join(dir, file)], { stdio: 'inherit', cwd: join(root, 'packages', pkg) });
     if (run.status !== 0) failed = true;

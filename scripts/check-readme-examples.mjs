@@ -27,7 +27,9 @@ for (const [name, file] of readmes) {
 }
 console.log(`type-checking ${count} README examples`);
 try {
-  execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', join(root, 'examples/readme-check/tsconfig.json')], { stdio: 'inherit' });
+  execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', join(root, 'examples/readme-check/tsconfig.json')], {
+    stdio: 'inherit',
+  });
 } catch {
   process.exit(1);
 }

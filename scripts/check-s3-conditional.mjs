@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { randomBytes } from 'node:crypto';
 // End-to-end check that the S3 endpoint enforces conditional writes, using
 // @aws-sdk/client-s3 (the same client the drivers use).
 //
@@ -16,7 +17,6 @@
 // missing key, loser statuses) as FACT lines / in the PASS lines. Deletes the bucket at the end.
 // Exit code 0 = every enforced assertion held.
 import { createRequire } from 'node:module';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -77,8 +77,7 @@ async function attempt(cmd) {
     return { status: err.$metadata?.httpStatusCode, name: err.name ?? err.Code ?? String(err) };
   }
 }
-const put = (Key, Body, extra = {}) =>
-  attempt(new PutObjectCommand({ Bucket: bucket, Key, Body, ...extra }));
+const put = (Key, Body, extra = {}) => attempt(new PutObjectCommand({ Bucket: bucket, Key, Body, ...extra }));
 const fmt = (r) => `${r.status} ${r.name}`;
 
 const created = [];
@@ -102,8 +101,7 @@ try {
   ok(fresh.etag?.startsWith('"'), `PutObject returns a quoted ETag: ${fresh.etag}`);
 
   // --- If-Match (RGW 16 compares against the UNquoted ETag, AWS accepts the quoted form)
-  const etagOf = async (Key) =>
-    (await client.send(new HeadObjectCommand({ Bucket: bucket, Key }))).ETag;
+  const etagOf = async (Key) => (await client.send(new HeadObjectCommand({ Bucket: bucket, Key }))).ETag;
   const strip = (e) => e.replace(/^"|"$/g, '');
   const e0 = await etagOf('inm');
   const mQuoted = await put('inm', 'three', { IfMatch: e0 });
@@ -115,8 +113,10 @@ try {
   const e2 = await etagOf('inm');
   const mStaleQ = await put('inm', 'five', { IfMatch: e0 === e2 ? '"0000"' : e0 });
   const mStaleU = await put('inm', 'five', { IfMatch: strip(e0 === e2 ? '"0000"' : e0) });
-  ok(mStaleQ.status === 412 && mStaleU.status === 412,
-    `PutObject IfMatch=<stale ETag> -> quoted ${fmt(mStaleQ)}, unquoted ${fmt(mStaleU)} (want 412)`);
+  ok(
+    mStaleQ.status === 412 && mStaleU.status === 412,
+    `PutObject IfMatch=<stale ETag> -> quoted ${fmt(mStaleQ)}, unquoted ${fmt(mStaleU)} (want 412)`,
+  );
   const mMissing = await put('missing-key', 'x', { IfMatch: strip(e2) });
   fact(`PutObject IfMatch=<some ETag> on missing key -> ${fmt(mMissing)}`);
   if (mMissing.status === 200) created.push('missing-key');
@@ -133,9 +133,7 @@ try {
     created.push(key);
     await put(key, 'base');
     const base = ifMatchForm(await etagOf(key));
-    const results = await Promise.all(
-      Array.from({ length: RACERS }, (_, i) => put(key, `cas-racer-${i}`, { IfMatch: base })),
-    );
+    const results = await Promise.all(Array.from({ length: RACERS }, (_, i) => put(key, `cas-racer-${i}`, { IfMatch: base })));
     const tally = {};
     for (const r of results) tally[fmt(r)] = (tally[fmt(r)] ?? 0) + 1;
     const winners = results.filter((r) => r.status === 200).length;
@@ -146,9 +144,7 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     const key = `race-${round}`;
     created.push(key);
-    const results = await Promise.all(
-      Array.from({ length: RACERS }, (_, i) => put(key, `racer-${i}`, { IfNoneMatch: '*' })),
-    );
+    const results = await Promise.all(Array.from({ length: RACERS }, (_, i) => put(key, `racer-${i}`, { IfNoneMatch: '*' })));
     const tally = {};
     for (const r of results) tally[fmt(r)] = (tally[fmt(r)] ?? 0) + 1;
     const winners = results.filter((r) => r.status === 200).length;

@@ -24,6 +24,7 @@ describe('encodeBody', () => {
     ['Map', new Map(), 'body'],
     ['Set', [new Set()], 'body[0]'],
     ['class instance', { p: new Point() }, 'body.p'],
+    // biome-ignore lint/suspicious/noSparseArray: a hole is the input under test
     ['sparse array', [1, , 3], 'body[1]'],
     ['Buffer', Buffer.from('x'), 'body'],
   ])('rejects %s and names the path', (_label, body, path) => {
