@@ -1,5 +1,6 @@
 // @ts-check
-// Quickstart: run with `pnpm demo` (memory: broker) or `MQ_URL=amqp://guest:guest@127.0.0.1:5672 pnpm demo`.
+// Quickstart: run with `pnpm demo` (memory: broker), `MQ_URL=amqp://guest:guest@127.0.0.1:5672 pnpm demo`
+// or `MQ_URL='s3://KEY:SECRET@bucket/prefix?endpoint=http://127.0.0.1:7480&forcePathStyle=true' pnpm demo`.
 // Producers and workers use separate connections, as separate services would.
 import { connect } from '@mq-drivers/core';
 

@@ -2,7 +2,12 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig, type Options } from 'tsup';
 
 const shared: Options = {
-  entry: { index: 'src/index.ts', 'broken/index': 'src/broken/index.ts', containers: 'src/containers.ts' },
+  entry: {
+    index: 'src/index.ts',
+    'broken/index': 'src/broken/index.ts',
+    containers: 'src/containers.ts',
+    services: 'src/services.ts',
+  },
   dts: true,
   sourcemap: true,
   target: 'node20',

@@ -52,6 +52,33 @@ export function countBy(values: readonly string[]): Map<string, number> {
   return counts;
 }
 
+/** How received ids differ from expected ones (nothing deduplicated before counting). */
+export interface IdDiff {
+  /** Expected ids never received, in expected order, each once. */
+  missing: string[];
+  /** Received ids that were not expected, in order of first receipt, each once. */
+  extra: string[];
+  /** Ids received more than once (expected or not), with how often, in order of first receipt. */
+  duplicated: { id: string; count: number }[];
+}
+
+/** Compares received ids with expected ones: what is missing, extra and duplicated. */
+export function idDiff(expectedIds: Iterable<string>, receivedIds: Iterable<string>): IdDiff {
+  const expected = new Set(expectedIds);
+  const counts = countBy([...receivedIds]);
+  return {
+    missing: [...expected].filter((id) => !counts.has(id)),
+    extra: [...counts.keys()].filter((id) => !expected.has(id)),
+    duplicated: [...counts].filter(([, count]) => count > 1).map(([id, count]) => ({ id, count })),
+  };
+}
+
+/** `missing [..], extra [..], duplicated [id xN]`: an id diff for assertion and timeout messages. */
+export function describeIdDiff(expectedIds: Iterable<string>, receivedIds: Iterable<string>): string {
+  const { missing, extra, duplicated } = idDiff(expectedIds, receivedIds);
+  return `missing ${list(missing)}, extra ${list(extra)}, duplicated ${list(duplicated.map(({ id, count }) => `${id} x${count}`))}`;
+}
+
 /**
  * Checks that every expected id was received exactly once and nothing else was: NO
  * deduplication happens before the check. The error names the missing ids, the duplicated ids
@@ -64,10 +91,11 @@ export function assertExactlyOnce(expectedIds: readonly string[], receivedIds: r
       `${label}: the expected ids are not unique (the driver returned the same id for two publishes): ${list(duplicatesOf(expectedIds))}`,
     );
   }
-  const counts = countBy(receivedIds);
-  const missing = expectedIds.filter((id) => !counts.has(id));
-  const duplicated = [...counts].filter(([id, count]) => count > 1 && expected.has(id)).map(([id, count]) => `${id} ×${count}`);
-  const unexpected = [...counts].filter(([id]) => !expected.has(id)).map(([id, count]) => (count > 1 ? `${id} ×${count}` : id));
+  const diff = idDiff(expectedIds, receivedIds);
+  const times = new Map(diff.duplicated.map(({ id, count }) => [id, count]));
+  const duplicated = diff.duplicated.filter(({ id }) => expected.has(id)).map(({ id, count }) => `${id} ×${count}`);
+  const unexpected = diff.extra.map((id) => (times.has(id) ? `${id} ×${times.get(id)}` : id));
+  const { missing } = diff;
   if (missing.length === 0 && duplicated.length === 0 && unexpected.length === 0) return;
   const parts = [`${label}: expected each of ${expectedIds.length} ids exactly once, received ${receivedIds.length} deliveries`];
   if (missing.length > 0) parts.push(`missing ${missing.length}: ${list(missing)}`);

@@ -7,6 +7,8 @@
  * - else the localhost defaults (what `scripts/services-up.sh` starts), with `reason` saying why.
  */
 
+import { DEFAULT_RABBITMQ_URL, DEFAULT_S3, RABBITMQ_URL_ENV, S3_ENV, s3SettingsFrom } from './service-settings.js';
+
 export interface RabbitMqService {
   url: string;
   /** `env`, `container` or `default` (localhost). */
@@ -69,9 +71,10 @@ interface StartedRabbit {
 /** A RabbitMQ to test against: env URL, else a container, else amqp://guest:guest@127.0.0.1:5672. */
 export async function rabbitMqForTests(options: ServiceOptions = {}): Promise<RabbitMqService> {
   const env = options.env ?? process.env;
-  if (env.MQ_TEST_RABBITMQ_URL) return { url: env.MQ_TEST_RABBITMQ_URL, source: 'env', stop: noop };
+  const given = env[RABBITMQ_URL_ENV];
+  if (given) return { url: given, source: 'env', stop: noop };
   const fallback = (reason: string): RabbitMqService => ({
-    url: 'amqp://guest:guest@127.0.0.1:5672',
+    url: DEFAULT_RABBITMQ_URL,
     source: 'default',
     reason,
     stop: noop,
@@ -96,21 +99,17 @@ interface StartedMinio {
 /** An S3 to test against: env endpoint, else a MinIO container, else the local Ceph gateway defaults. */
 export async function s3ForTests(options: ServiceOptions = {}): Promise<S3Service> {
   const env = options.env ?? process.env;
-  const region = env.MQ_TEST_S3_REGION ?? 'us-east-1';
-  if (env.MQ_TEST_S3_ENDPOINT) {
-    return {
-      endpoint: env.MQ_TEST_S3_ENDPOINT,
-      accessKeyId: env.MQ_TEST_S3_ACCESS_KEY_ID ?? 'mqtestaccesskey',
-      secretAccessKey: env.MQ_TEST_S3_SECRET_ACCESS_KEY ?? 'mqtestsecretkey0123456789',
-      region,
-      source: 'env',
-      stop: noop,
-    };
+  const settings = s3SettingsFrom(env);
+  const region = settings.region;
+  if (env[S3_ENV.endpoint]) {
+    const { endpoint, accessKeyId, secretAccessKey } = settings;
+    return { endpoint, accessKeyId, secretAccessKey, region, source: 'env', stop: noop };
   }
+  // Keys from the env go with an endpoint from the env; the local gateway has its own.
   const fallback = (reason: string): S3Service => ({
-    endpoint: 'http://127.0.0.1:7480',
-    accessKeyId: 'mqtestaccesskey',
-    secretAccessKey: 'mqtestsecretkey0123456789',
+    endpoint: DEFAULT_S3.endpoint,
+    accessKeyId: DEFAULT_S3.accessKeyId,
+    secretAccessKey: DEFAULT_S3.secretAccessKey,
     region,
     source: 'default',
     reason,

@@ -5,8 +5,10 @@
  * segment, recorder, cleanup), `wait.ts` (deadlines and the one watch window), `assert.ts`
  * (exactly-once checks that name ids), `groups/*.ts` (one group of cases per file), `cases.ts`
  * (cases as data, runnable without vitest), `vitest.ts` (registration), `broken/` (drivers that
- * break one rule each, exported as `@mq-drivers/conformance/broken`). Broker containers for the
- * RabbitMQ and S3 suites will live in `containers.ts` (testcontainers, optional peer).
+ * break one rule each, exported as `@mq-drivers/conformance/broken`), `containers.ts` (throwaway
+ * brokers through testcontainers, an optional peer: `@mq-drivers/conformance/containers`) and
+ * `services.ts` (the env settings, reachability check and TCP proxy of real-service test files:
+ * `@mq-drivers/conformance/services`).
  */
 export {
   assertExactlyOnce,

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { testRabbitMqUrl } from '@mq-drivers/conformance/services';
 import type { Driver, JsonValue, Message } from '@mq-drivers/core';
 import { createRabbitMqDriver } from '@mq-drivers/rabbitmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WORKER_MODULE, workersYaml } from './fixtures.js';
 import {
-  BROKER_URL,
   type Cli,
   diffIds,
   duplicates,
@@ -41,7 +41,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
-function producer(url = BROKER_URL): Driver {
+function producer(url = testRabbitMqUrl): Driver {
   const driver = createRabbitMqDriver({ url, redeliveryBackoff: { baseMs: 10, maxMs: 50 } });
   cleanups.push(() => driver.close());
   return driver;
@@ -56,7 +56,7 @@ async function publishTasks(driver: Driver, segment: string, bodies: JsonValue[]
   return ids;
 }
 
-function spawnDispatcher(yaml: string, url = BROKER_URL) {
+function spawnDispatcher(yaml: string, url = testRabbitMqUrl) {
   const project = tempProject({ 'workers.yml': yaml, 'worker.js': WORKER_MODULE });
   cleanups.push(project.cleanup);
   const results = project.path('results.jsonl');
@@ -184,7 +184,7 @@ describe.skipIf(reason !== undefined)(`mq-dispatch (child process, RabbitMQ)${re
       await rabbitmqctl('-q', 'delete_vhost', vhost).catch(() => undefined);
       await rabbitmqctl('-q', 'add_vhost', vhost);
       await rabbitmqctl('-q', 'set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*');
-      const url = new URL(BROKER_URL);
+      const url = new URL(testRabbitMqUrl);
       url.pathname = `/${vhost}`;
       const segment = unique('disp');
       const driver = producer(url.toString());

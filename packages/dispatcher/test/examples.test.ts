@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { testRabbitMqUrl } from '@mq-drivers/conformance/services';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BROKER_URL, type Cli, exitOf, packageDir, rabbitSkipReason, runCli, tempProject, unique, until } from './helpers.js';
+import { type Cli, exitOf, packageDir, rabbitSkipReason, runCli, tempProject, unique, until } from './helpers.js';
 
 const reason = await rabbitSkipReason();
 
@@ -52,7 +53,7 @@ async function runExample(url: string) {
 describe('examples/workers.yml', () => {
   it('runs as shipped against memory:', () => runExample(''));
   it.skipIf(reason !== undefined)(`runs as shipped against RabbitMQ${reason ? ` — skipped: ${reason}` : ''}`, () =>
-    runExample(BROKER_URL),
+    runExample(testRabbitMqUrl),
   );
 });
 

@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { idDiff, serviceSkipReason, testRabbitMqUrl } from '@mq-drivers/conformance/services';
 
 export const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const cliPath = join(packageDir, 'dist', 'cli.js');
@@ -37,18 +37,15 @@ export function readEvents(file: string): Record<string, unknown>[] {
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
-/** Names the missing and extra ids of `actual` against `expected`. */
+/** Names the missing and extra ids of `actual` against `expected` (duplicates: see `duplicates`). */
 export function diffIds(expected: Iterable<string>, actual: Iterable<string>): { missing: string[]; extra: string[] } {
-  const want = new Set(expected);
-  const got = new Set(actual);
-  return { missing: [...want].filter((id) => !got.has(id)), extra: [...got].filter((id) => !want.has(id)) };
+  const { missing, extra } = idDiff(expected, actual);
+  return { missing, extra };
 }
 
+/** Ids that occur more than once. */
 export function duplicates(ids: readonly string[]): string[] {
-  const seen = new Set<string>();
-  const twice = new Set<string>();
-  for (const id of ids) (seen.has(id) ? twice : seen).add(id);
-  return [...twice];
+  return idDiff(ids, ids).duplicated.map(({ id }) => id);
 }
 
 /** A running `mq-dispatch` child process with its stdout parsed as JSON log lines. */
@@ -115,29 +112,7 @@ export async function exitOf(cli: Cli, timeoutMs = 20_000): Promise<number> {
   }
 }
 
-/** The RabbitMQ broker of the real-service tests (env `MQ_TEST_RABBITMQ_URL`). */
-export const BROKER_URL = process.env.MQ_TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-
-function reachable(url: string, timeoutMs = 2_000): Promise<boolean> {
-  const parsed = new URL(url);
-  const port = Number(parsed.port || (parsed.protocol === 'amqps:' ? 5671 : 5672));
-  return new Promise((resolve) => {
-    const socket = netConnect({ host: parsed.hostname, port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
 /** Why the RabbitMQ suites cannot run, or undefined. In CI (`CI=true`) an unreachable broker throws: a failure, never a skip. */
-export async function rabbitSkipReason(): Promise<string | undefined> {
-  if (await reachable(BROKER_URL)) return undefined;
-  const reason = `RabbitMQ not reachable at ${new URL(BROKER_URL).host} (set MQ_TEST_RABBITMQ_URL or run scripts/services-up.sh)`;
-  if (process.env.CI === 'true') throw new Error(`${reason}; CI=true, so this is a failure`);
-  console.warn(`[dispatcher tests] skipping RabbitMQ suite: ${reason}`);
-  return reason;
+export function rabbitSkipReason(): Promise<string | undefined> {
+  return serviceSkipReason('dispatcher tests', [{ name: 'RabbitMQ', url: testRabbitMqUrl }]);
 }

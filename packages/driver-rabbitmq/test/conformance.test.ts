@@ -10,9 +10,10 @@ import {
   runShareTests,
   runTaskTests,
 } from '@mq-drivers/conformance';
+import { testRabbitMqUrl } from '@mq-drivers/conformance/services';
 import { createRabbitMqDriver } from '@mq-drivers/rabbitmq';
 import { describe } from 'vitest';
-import { BROKER_URL, brokerSkipReason, freshVhost, haveRabbitmqctl, rabbitmqctl, urlWithVhost } from './helpers.js';
+import { brokerSkipReason, freshVhost, haveRabbitmqctl, rabbitmqctl, urlWithVhost } from './helpers.js';
 
 // Every group of the suite, on the real broker. The reconnect group runs on a virtual host of
 // its own: its hook (`close_all_connections -p`) then breaks only that group's connections,
@@ -48,7 +49,7 @@ function options(url: string, reconnect?: () => Promise<void>): ConformanceOptio
 }
 
 describe.skipIf(skipReason !== undefined)(`rabbitmq conformance${skipReason ? ` [skipped: ${skipReason}]` : ''}`, () => {
-  const main = options(ctl ? urlWithVhost(MAIN_VHOST) : BROKER_URL);
+  const main = options(ctl ? urlWithVhost(MAIN_VHOST) : testRabbitMqUrl);
   runTaskTests(main);
   runShareTests(main);
   runOrderingTests(main);

@@ -1,3 +1,4 @@
+import { describeIdDiff, testRabbitMqUrl } from '@mq-drivers/conformance/services';
 import {
   AuthenticationError,
   ConnectionError,
@@ -27,7 +28,7 @@ import {
 } from '@mq-drivers/rabbitmq';
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BROKER_URL, brokerSkipReason, diffIds, segment, until } from './helpers.js';
+import { brokerSkipReason, segment, until } from './helpers.js';
 
 const skipReason = await brokerSkipReason();
 const FAST = { redeliveryBackoff: { baseMs: 20, maxMs: 200 }, reconnectBackoff: { baseMs: 50, maxMs: 1_000 } } as const;
@@ -40,14 +41,14 @@ describe('options (no broker needed)', () => {
       [{ url: 'http://localhost' }, 'options.url'],
       [{ url: 'not a url' }, 'options.url'],
       [{ url: ['amqp://a', 5] }, 'options.url[1]'],
-      [{ url: BROKER_URL, prefetch: 0 }, 'options.prefetch'],
-      [{ url: BROKER_URL, queueType: 'stream' }, 'options.queueType'],
-      [{ url: BROKER_URL, publishTimeoutMs: -1 }, 'options.publishTimeoutMs'],
-      [{ url: BROKER_URL, reconnectBackoff: { baseMs: 10, maxMs: 1 } }, 'options.reconnectBackoff'],
-      [{ url: BROKER_URL, prefix: 'a..b' }, 'options.prefix'],
-      [{ url: BROKER_URL, noDelay: 'yes' }, 'options.noDelay'],
-      [{ url: BROKER_URL, heartbeat: 5 }, 'options.heartbeat'],
-      [{ url: BROKER_URL, connection: {} }, 'options.connection'],
+      [{ url: testRabbitMqUrl, prefetch: 0 }, 'options.prefetch'],
+      [{ url: testRabbitMqUrl, queueType: 'stream' }, 'options.queueType'],
+      [{ url: testRabbitMqUrl, publishTimeoutMs: -1 }, 'options.publishTimeoutMs'],
+      [{ url: testRabbitMqUrl, reconnectBackoff: { baseMs: 10, maxMs: 1 } }, 'options.reconnectBackoff'],
+      [{ url: testRabbitMqUrl, prefix: 'a..b' }, 'options.prefix'],
+      [{ url: testRabbitMqUrl, noDelay: 'yes' }, 'options.noDelay'],
+      [{ url: testRabbitMqUrl, heartbeat: 5 }, 'options.heartbeat'],
+      [{ url: testRabbitMqUrl, connection: {} }, 'options.connection'],
     ];
     for (const [options, argument] of cases) {
       let caught: unknown;
@@ -83,7 +84,7 @@ describe('options (no broker needed)', () => {
       deadLetter: true,
       maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
     });
-    expect(createRabbitMqDriver({ url: BROKER_URL, maxMessageBytes: 1000 }).capabilities.maxMessageBytes).toBe(1000);
+    expect(createRabbitMqDriver({ url: testRabbitMqUrl, maxMessageBytes: 1000 }).capabilities.maxMessageBytes).toBe(1000);
     await driver.close();
   });
 
@@ -112,7 +113,7 @@ describe.skipIf(skipReason !== undefined)(
     let raw: ChannelModel;
 
     function make(options: Partial<RabbitMqDriverOptions> = {}): Driver {
-      const driver = createRabbitMqDriver({ url: BROKER_URL, ...FAST, onError: () => {}, ...options });
+      const driver = createRabbitMqDriver({ url: testRabbitMqUrl, ...FAST, onError: () => {}, ...options });
       drivers.push(driver);
       return driver;
     }
@@ -125,7 +126,7 @@ describe.skipIf(skipReason !== undefined)(
     }
 
     beforeAll(async () => {
-      raw = await amqplib.connect(BROKER_URL);
+      raw = await amqplib.connect(testRabbitMqUrl);
       raw.on('error', () => {});
     });
     afterAll(async () => {
@@ -185,7 +186,7 @@ describe.skipIf(skipReason !== undefined)(
       await until(
         () => got.length === 1,
         () =>
-          diffIds(
+          describeIdDiff(
             [receipt.id],
             got.map((m) => m.id),
           ),
@@ -343,7 +344,7 @@ describe.skipIf(skipReason !== undefined)(
       await until(
         () => again.length >= 5,
         () =>
-          diffIds(
+          describeIdDiff(
             expected,
             again.map((m) => m.id),
           ),
@@ -351,7 +352,7 @@ describe.skipIf(skipReason !== undefined)(
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(
         again.map((m) => m.id).sort(),
-        diffIds(
+        describeIdDiff(
           expected,
           again.map((m) => m.id),
         ),
@@ -392,7 +393,7 @@ describe.skipIf(skipReason !== undefined)(
       await until(
         () => got.some((m) => m.id === id),
         () =>
-          diffIds(
+          describeIdDiff(
             [id],
             got.map((m) => m.id),
           ),
@@ -402,7 +403,7 @@ describe.skipIf(skipReason !== undefined)(
 
     it('works on an injected connection and leaves it open on close; no reconnect once it closes', async () => {
       const seg = segment('inject');
-      const connection = await amqplib.connect(BROKER_URL);
+      const connection = await amqplib.connect(testRabbitMqUrl);
       connection.on('error', () => {});
       const driver = createRabbitMqDriver({ connection, ...FAST, onError: () => {} });
       const got: Message[] = [];
@@ -411,7 +412,7 @@ describe.skipIf(skipReason !== undefined)(
       await until(
         () => got.length === 1,
         () =>
-          diffIds(
+          describeIdDiff(
             [id],
             got.map((m) => m.id),
           ),
@@ -429,7 +430,7 @@ describe.skipIf(skipReason !== undefined)(
 
     it('core connect() opens it by URL once registered', async () => {
       registerDriver(definition);
-      const driver = await coreConnect(BROKER_URL, { publishTimeoutMs: 5_000 });
+      const driver = await coreConnect(testRabbitMqUrl, { publishTimeoutMs: 5_000 });
       drivers.push(driver);
       expect(driver.name).toBe('rabbitmq');
       const seg = segment('connect');
@@ -467,13 +468,13 @@ describe.skipIf(skipReason !== undefined)(
       });
 
       it('several URLs: tries each in turn and uses the one that works', async () => {
-        const driver = make({ url: ['amqp://guest:guest@127.0.0.1:1', BROKER_URL] });
+        const driver = make({ url: ['amqp://guest:guest@127.0.0.1:1', testRabbitMqUrl] });
         const seg = segment('multi');
         await driver.taskPublish({}, { segment: seg });
       });
 
       it('wrong credentials: AuthenticationError', async () => {
-        const url = new URL(BROKER_URL);
+        const url = new URL(testRabbitMqUrl);
         url.password = 'definitely-wrong';
         const driver = make({ url: url.toString() });
         const error = await driver.taskPublish({}, { segment: 'x' }).catch((e: unknown) => e);

@@ -3,10 +3,11 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { describeIdDiff, testRabbitMqUrl } from '@mq-drivers/conformance/services';
 import type { Driver, Message } from '@mq-drivers/core';
 import { createRabbitMqDriver } from '@mq-drivers/rabbitmq';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BROKER_URL, brokerSkipReason, diffIds, segment, until } from './helpers.js';
+import { brokerSkipReason, segment, until } from './helpers.js';
 
 /**
  * Interop with a client in another language: Python's pika (Debian package `python3-pika`)
@@ -34,7 +35,7 @@ if (skipReason === undefined && python === undefined) {
 
 /** pika wants the vhost in the path: `/` is `%2F`. */
 function pikaUrl(): string {
-  const url = new URL(BROKER_URL);
+  const url = new URL(testRabbitMqUrl);
   if (url.pathname === '' || url.pathname === '/') url.pathname = '/%2F';
   return url.toString();
 }
@@ -73,7 +74,7 @@ describe.skipIf(skipReason !== undefined)(
   () => {
     const drivers: Driver[] = [];
     const make = () => {
-      const driver = createRabbitMqDriver({ url: BROKER_URL, onError: () => {} });
+      const driver = createRabbitMqDriver({ url: testRabbitMqUrl, onError: () => {} });
       drivers.push(driver);
       return driver;
     };
@@ -92,7 +93,7 @@ describe.skipIf(skipReason !== undefined)(
       await until(
         () => got.length >= 2,
         () =>
-          diffIds(
+          describeIdDiff(
             ['py-task-1', 'py-share-1'],
             got.map((m) => m.id),
           ),
@@ -147,7 +148,7 @@ describe.skipIf(skipReason !== undefined)(
       const lines = await pika('work', pikaUrl(), `mq.${seg}.task.reports`, '2', '20');
       expect(
         lines.map((l) => l.message_id),
-        diffIds(
+        describeIdDiff(
           ids,
           lines.map((l) => String(l.message_id)),
         ),

@@ -1,7 +1,8 @@
+import { describeIdDiff } from '@mq-drivers/conformance/services';
 import { type Driver, type Message, PublishError } from '@mq-drivers/core';
 import { createRabbitMqDriver, type RabbitMqDriverOptions } from '@mq-drivers/rabbitmq';
 import { afterAll, describe, expect, it } from 'vitest';
-import { brokerSkipReason, diffIds, freshVhost, haveRabbitmqctl, rabbitmqctl, segment, until, urlWithVhost } from './helpers.js';
+import { brokerSkipReason, freshVhost, haveRabbitmqctl, rabbitmqctl, segment, until, urlWithVhost } from './helpers.js';
 
 /**
  * Connection loss and a full broker restart (`rabbitmqctl stop_app` / `start_app`) while
@@ -131,7 +132,7 @@ describe.sequential(`rabbitmq broker restart${skipReason ? ` [skipped: ${skipRea
             const seen = new Set(received[kind]);
             return confirmed[kind].every((id) => seen.has(id));
           },
-          () => `confirmed ${kind} messages lost: ${diffIds(confirmed[kind], [...new Set(received[kind])])}`,
+          () => `confirmed ${kind} messages lost: ${describeIdDiff(confirmed[kind], [...new Set(received[kind])])}`,
           60_000,
         );
       }

@@ -1,8 +1,12 @@
-import { runConformance } from '@mq-drivers/conformance';
-import { describe, it } from 'vitest';
+import { runConformance, runReconnectTests, waitFor } from '@mq-drivers/conformance';
+import { TcpProxy, testS3 } from '@mq-drivers/conformance/services';
+import { afterAll, describe, it } from 'vitest';
 import { newDriver, s3Unavailable } from './helpers.js';
 
 const unavailable = await s3Unavailable();
+
+/** How long the endpoint refuses connections in the reconnect hook. */
+const OUTAGE_MS = 300;
 
 if (unavailable) {
   describe.skip(`conformance: s3 (skipped: ${unavailable})`, () => {
@@ -14,5 +18,22 @@ if (unavailable) {
     // A fresh driver per call, all on the same bucket and prefix; fast polls and short leases.
     createDriver: () => newDriver({ prefix: 'conformance' }),
     timeoutMs: 15_000,
+  });
+
+  // The reconnect group: its drivers reach S3 through a TCP proxy of their own, so the hook can
+  // break their connections (cut, refused for a moment, then relayed again) without touching the
+  // concurrent groups above, which talk to the endpoint directly.
+  const proxy = await TcpProxy.inFrontOf(testS3.endpoint);
+  afterAll(() => proxy.stop());
+  runReconnectTests({
+    name: 's3 through a TCP proxy',
+    createDriver: () => newDriver({ prefix: 'conformance', endpoint: proxy.url }),
+    timeoutMs: 15_000,
+    reconnect: async () => {
+      await proxy.refuse();
+      const end = Date.now() + OUTAGE_MS;
+      await waitFor(() => Date.now() >= end, { timeoutMs: OUTAGE_MS * 10, description: 'the end of the outage', intervalMs: 10 });
+      await proxy.forward();
+    },
   });
 }

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { describeIdDiff } from '@mq-drivers/conformance/services';
 import { afterEach, describe, expect, it } from 'vitest';
-import { diffIds, s3Unavailable, segmentName, waitFor } from './helpers.js';
+import { s3Unavailable, segmentName, waitFor } from './helpers.js';
 
 const unavailable = await s3Unavailable();
 const FIXTURE = fileURLToPath(new URL('./fixtures/process.mjs', import.meta.url));
@@ -66,11 +67,11 @@ describe.skipIf(unavailable !== undefined)(`s3 across processes${unavailable ? `
     await waitFor(
       () => kindA().length >= 180 && kindB().length >= 180,
       60_000,
-      () => `resize: ${diffIds(ids, kindA())}; audit: ${diffIds(ids, kindB())}`,
+      () => `resize: ${describeIdDiff(ids, kindA())}; audit: ${describeIdDiff(ids, kindB())}`,
     );
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect([...kindA()].sort(), `resize: ${diffIds(ids, kindA())}`).toEqual([...ids].sort());
-    expect([...kindB()].sort(), `audit: ${diffIds(ids, kindB())}`).toEqual([...ids].sort());
+    expect([...kindA()].sort(), `resize: ${describeIdDiff(ids, kindA())}`).toEqual([...ids].sort());
+    expect([...kindB()].sort(), `audit: ${describeIdDiff(ids, kindB())}`).toEqual([...ids].sort());
 
     // Phase 2: the kind's workers stop; a slow worker takes the next tasks and is killed (kill -9)
     // mid-batch; a new worker gets what the victim had not acked once the lease ran out.
@@ -103,13 +104,13 @@ describe.skipIf(unavailable !== undefined)(`s3 across processes${unavailable ? `
     await waitFor(
       () => ids2.every((id) => done().has(id)),
       60_000,
-      () => `after kill: ${diffIds(ids2, [...done()])}`,
+      () => `after kill: ${describeIdDiff(ids2, [...done()])}`,
     );
     await waitFor(
       () => new Set(acks((w) => w === 'b1')).size >= ids2.length,
       30_000,
       () =>
-        `audit after kill: ${diffIds(
+        `audit after kill: ${describeIdDiff(
           ids2,
           acks((w) => w === 'b1'),
         )}`,

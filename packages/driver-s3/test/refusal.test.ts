@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { testS3 } from '@mq-drivers/conformance/services';
 import {
   AuthenticationError,
   ConnectionError,
@@ -11,7 +12,7 @@ import {
 } from '@mq-drivers/core';
 import { createS3Driver, driver as definition } from '@mq-drivers/s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3, s3Unavailable, segmentName, testOptions } from './helpers.js';
+import { s3Unavailable, segmentName, testOptions } from './helpers.js';
 
 /** A fake S3 that stores objects but ignores If-None-Match, like most S3 emulators. */
 function fakeS3(): Promise<Server> {
@@ -111,7 +112,10 @@ describe.skipIf(unavailable !== undefined)(
     });
 
     it('wrong credentials are an AuthenticationError', async () => {
-      const driver = createS3Driver({ ...testOptions(), credentials: { accessKeyId: S3.accessKeyId, secretAccessKey: 'wrong' } });
+      const driver = createS3Driver({
+        ...testOptions(),
+        credentials: { accessKeyId: testS3.accessKeyId, secretAccessKey: 'wrong' },
+      });
       try {
         const error = await driver.taskPublish('x', { segment: segmentName('auth') }).catch((e: unknown) => e);
         expect(AuthenticationError.isInstance(error), String(error)).toBe(true);
@@ -123,7 +127,7 @@ describe.skipIf(unavailable !== undefined)(
     it('connect() finds the driver by its s3:// URL with query parameters', async () => {
       const { connect, registerDriver } = await import('@mq-drivers/core');
       registerDriver(definition);
-      const url = `s3://${encodeURIComponent(S3.accessKeyId)}:${encodeURIComponent(S3.secretAccessKey)}@${S3.bucket}/driver-s3-tests?endpoint=${encodeURIComponent(S3.endpoint)}&region=${S3.region}&forcePathStyle=true&maxPollIntervalMs=200`;
+      const url = `s3://${encodeURIComponent(testS3.accessKeyId)}:${encodeURIComponent(testS3.secretAccessKey)}@${testS3.bucket}/driver-s3-tests?endpoint=${encodeURIComponent(testS3.endpoint)}&region=${testS3.region}&forcePathStyle=true&maxPollIntervalMs=200`;
       const driver = await connect(url);
       try {
         const segment = segmentName('connect');

@@ -1,6 +1,7 @@
+import { describeIdDiff } from '@mq-drivers/conformance/services';
 import type { Driver, Message } from '@mq-drivers/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { diffIds, newDriver, s3Unavailable, segmentName, waitFor } from './helpers.js';
+import { newDriver, s3Unavailable, segmentName, waitFor } from './helpers.js';
 
 const unavailable = await s3Unavailable();
 
@@ -30,14 +31,14 @@ describe.skipIf(unavailable !== undefined)(`s3 share subscriptions${unavailable 
       () => got.length >= ids.length,
       10_000,
       () =>
-        diffIds(
+        describeIdDiff(
           ids,
           got.map((m) => m.id),
         ),
     );
     expect(
       got.map((m) => m.id),
-      diffIds(
+      describeIdDiff(
         ids,
         got.map((m) => m.id),
       ),
@@ -59,7 +60,7 @@ describe.skipIf(unavailable !== undefined)(`s3 share subscriptions${unavailable 
       () => got.length >= 10,
       10_000,
       () =>
-        diffIds(
+        describeIdDiff(
           before.map((r) => r.id),
           got,
         ),
@@ -74,10 +75,10 @@ describe.skipIf(unavailable !== undefined)(`s3 share subscriptions${unavailable 
     await waitFor(
       () => got.length >= 20,
       10_000,
-      () => diffIds(all, got),
+      () => describeIdDiff(all, got),
     );
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(got.sort(), diffIds(all, got)).toEqual([...all].sort());
+    expect(got.sort(), describeIdDiff(all, got)).toEqual([...all].sort());
   });
 
   it('replays from earliest in publish order, and from a saved cursor', async () => {
@@ -91,9 +92,9 @@ describe.skipIf(unavailable !== undefined)(`s3 share subscriptions${unavailable 
     await waitFor(
       () => got.length >= 15,
       10_000,
-      () => diffIds(ids, got),
+      () => describeIdDiff(ids, got),
     );
-    expect(got, diffIds(ids, got)).toEqual(ids);
+    expect(got, describeIdDiff(ids, got)).toEqual(ids);
     const cursor = sub.cursor?.();
     expect(cursor).toBeDefined();
     const later: string[] = [];
@@ -108,7 +109,7 @@ describe.skipIf(unavailable !== undefined)(`s3 share subscriptions${unavailable 
     await waitFor(
       () => fromCursor.length >= 5,
       10_000,
-      () => diffIds(later, fromCursor),
+      () => describeIdDiff(later, fromCursor),
     );
     expect(fromCursor).toEqual(later);
   });
@@ -126,7 +127,7 @@ describe.skipIf(unavailable !== undefined)(`s3 share subscriptions${unavailable 
     await waitFor(
       () => got.length >= 3,
       10_000,
-      () => diffIds(ids, got),
+      () => describeIdDiff(ids, got),
     );
     expect(got).toEqual(ids);
   });

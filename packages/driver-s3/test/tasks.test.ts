@@ -1,6 +1,7 @@
+import { describeIdDiff } from '@mq-drivers/conformance/services';
 import type { Driver, Message } from '@mq-drivers/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { diffIds, newDriver, s3Unavailable, segmentName, waitFor } from './helpers.js';
+import { newDriver, s3Unavailable, segmentName, waitFor } from './helpers.js';
 
 const unavailable = await s3Unavailable();
 
@@ -37,11 +38,11 @@ describe.skipIf(unavailable !== undefined)(`s3 task groups${unavailable ? ` (ski
     await waitFor(
       () => allMail().length >= 60 && audit.length >= 60,
       20_000,
-      () => `mail ${diffIds(ids, allMail())} audit ${diffIds(ids, audit)}`,
+      () => `mail ${describeIdDiff(ids, allMail())} audit ${describeIdDiff(ids, audit)}`,
     );
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(allMail().sort(), diffIds(ids, allMail())).toEqual([...ids].sort());
-    expect(audit.sort(), diffIds(ids, audit)).toEqual([...ids].sort());
+    expect(allMail().sort(), describeIdDiff(ids, allMail())).toEqual([...ids].sort());
+    expect(audit.sort(), describeIdDiff(ids, audit)).toEqual([...ids].sort());
   });
 
   it('a registered kind receives tasks published while no worker runs; one published before registration reaches no one', async () => {
@@ -113,7 +114,7 @@ describe.skipIf(unavailable !== undefined)(`s3 task groups${unavailable ? ` (ski
     await waitFor(
       () => started.length >= 5,
       10_000,
-      () => diffIds(ids, started),
+      () => describeIdDiff(ids, started),
     );
     await sub.close({ timeoutMs: 100 });
     const got: Message[] = [];
@@ -122,7 +123,7 @@ describe.skipIf(unavailable !== undefined)(`s3 task groups${unavailable ? ` (ski
       () => got.length >= 5,
       10_000,
       () =>
-        diffIds(
+        describeIdDiff(
           ids,
           got.map((m) => m.id),
         ),

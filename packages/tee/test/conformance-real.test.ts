@@ -1,7 +1,8 @@
 import { runConformance, runReconnectTests } from '@mq-drivers/conformance';
+import { testRabbitMqUrl } from '@mq-drivers/conformance/services';
 import { tee } from '@mq-drivers/tee';
 import { describe } from 'vitest';
-import { RABBITMQ_URL, rabbit, rabbitmqctl, s3, servicesSkipReason } from './services.js';
+import { rabbit, rabbitmqctl, s3, servicesSkipReason } from './services.js';
 
 // The full suite on tee(rabbitmq, s3) against the real services, once per failure mode:
 // publishes go to both, the suite consumes from RabbitMQ (the primary). Each createDriver() call
@@ -20,7 +21,7 @@ async function vhostUrl(vhost: string): Promise<string | undefined> {
     (await rabbitmqctl('-q', 'add_vhost', vhost)) !== undefined &&
     (await rabbitmqctl('-q', 'set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*')) !== undefined;
   if (!ok) return undefined;
-  const url = new URL(RABBITMQ_URL);
+  const url = new URL(testRabbitMqUrl);
   url.pathname = `/${vhost}`;
   return url.toString();
 }
@@ -44,7 +45,7 @@ describe.skipIf(skipReason !== undefined)(`tee(rabbitmq,s3) conformance${skipRea
       tee({ rabbitmq: rabbit({ url }), s3: s3({ prefix: 'tee-conformance' }) }, { mode });
     runConformance({
       name: `tee(rabbitmq,s3) mode ${mode}`,
-      createDriver: createDriver(vhosts[mode].main ?? RABBITMQ_URL),
+      createDriver: createDriver(vhosts[mode].main ?? testRabbitMqUrl),
       timeoutMs: 20_000,
       // No reconnect hook here: breaking connections would disturb the concurrent groups.
     });

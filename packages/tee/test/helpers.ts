@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { describeIdDiff } from '@mq-drivers/conformance/services';
 import { ConnectionError, type Driver, type Message } from '@mq-drivers/core';
 
 /** A unique segment per test. */
@@ -13,22 +14,11 @@ export async function until(check: () => boolean, what: string | (() => string),
   }
 }
 
-/** Describes how two id lists differ, for assertion messages. */
-export function idDiff(label: string, expected: readonly string[], actual: readonly string[]): string {
-  const want = new Set(expected);
-  const got = new Set(actual);
-  const missing = expected.filter((id) => !got.has(id));
-  const extra = actual.filter((id) => !want.has(id));
-  const duplicates = actual.filter((id, index) => actual.indexOf(id) !== index);
-  return `${label}: missing [${missing.join(', ')}], extra [${extra.join(', ')}], duplicates [${duplicates.join(', ')}]`;
-}
-
 /** Asserts that `actual` holds exactly the ids of `expected` (any order, no duplicates). */
 export function expectSameIds(label: string, expected: readonly string[], actual: readonly string[]): void {
-  const diff = idDiff(label, expected, actual);
   const ok =
     actual.length === expected.length && new Set(actual).size === actual.length && expected.every((id) => actual.includes(id));
-  if (!ok) throw new Error(diff);
+  if (!ok) throw new Error(`${label}: ${describeIdDiff(expected, actual)}`);
 }
 
 /**

@@ -1,8 +1,9 @@
+import { closedPort, type TcpProxy } from '@mq-drivers/conformance/services';
 import type { Message } from '@mq-drivers/core';
 import { type MirrorErrorEvent, type TeeDriver, TeePublishError, tee } from '@mq-drivers/tee';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectSameIds, replayIds, segment, until } from './helpers.js';
-import { closedPort, rabbit, s3, s3Proxy, servicesSkipReason, type TcpProxy } from './services.js';
+import { rabbit, s3, s3Proxy, servicesSkipReason } from './services.js';
 
 // tee(rabbitmq, s3) against the real services: RabbitMQ for live consumption, S3 for history.
 // The S3 mirror is made unreachable through a local TCP proxy (refused or black-holed), and an
