@@ -87,12 +87,19 @@ interface Pending {
  * one PUT writes them all as the next numbered log object, created with `If-None-Match: *`. One write
  * is in flight at a time per writer (so this writer never leaves a gap); what arrives meanwhile forms
  * the next batch. A lost race (412) means that number is taken: the same batch tries the next one.
+ *
+ * The wait is cut short once as many publishes are pending as the previous batch held: publishers
+ * that await each publish come back together when their batch is written, and waiting longer for
+ * company that cannot come (they are all here) would only add `flushIntervalMs` to every round.
  */
 export class LogWriter {
   private pending: Pending[] = [];
   private pendingBytes = 0;
   private next: number | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private soon: NodeJS.Immediate | undefined;
+  /** Size of the last batch written; none yet: the first batch always waits. */
+  private lastBatch = Number.POSITIVE_INFINITY;
   private writing: Promise<void> | undefined;
 
   constructor(
@@ -112,6 +119,8 @@ export class LogWriter {
       this.pendingBytes += bytes;
       if (this.writing) return;
       if (this.full()) this.start();
+      // setImmediate, not now: publishes made in the same tick (a burst) still join this batch.
+      else if (this.pending.length >= this.lastBatch) this.soon ??= setImmediate(() => this.start());
       else this.timer ??= setTimeout(() => this.start(), this.options.flushIntervalMs);
     });
   }
@@ -130,7 +139,9 @@ export class LogWriter {
 
   private start(): void {
     if (this.timer) clearTimeout(this.timer);
+    if (this.soon) clearImmediate(this.soon);
     this.timer = undefined;
+    this.soon = undefined;
     if (this.writing || this.pending.length === 0) return;
     const batch: Pending[] = [];
     let bytes = 0;
@@ -142,6 +153,7 @@ export class LogWriter {
       this.pending.shift();
     }
     this.pendingBytes -= bytes;
+    this.lastBatch = batch.length;
     this.writing = this.write(batch).finally(() => {
       this.writing = undefined;
       // What arrived during the write goes out at once: it has waited long enough.

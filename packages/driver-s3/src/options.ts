@@ -27,7 +27,8 @@ export interface S3DriverOptions {
   maxBatchBytes?: number;
   /**
    * How long a publish waits for company before its batch is written, in ms. While a write is in
-   * flight the next batch fills without this wait. Default 5. URL: `?flushIntervalMs=`.
+   * flight the next batch fills without this wait, and a batch goes at once when it holds as many
+   * publishes as the previous one (its publishers are back). Default 5. URL: `?flushIntervalMs=`.
    */
   flushIntervalMs?: number;
   /** Poll interval right after data was found, in ms. Default 50. URL: `?minPollIntervalMs=`. */
