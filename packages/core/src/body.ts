@@ -7,8 +7,43 @@ import { InvalidArgumentError } from './errors/index.js';
  * are not plain (Date, Map, Set, class instances, Buffers). The error names the path at fault.
  */
 export function encodeBody(driver: string, body: unknown, argument = 'body'): string {
-  checkJson(driver, body, argument, new Set());
+  // Every publish passes here: a quick walk that builds no paths vouches for the usual body; only
+  // a body it cannot vouch for takes the walk that finds the exact path to name in the error.
+  if (!plainJson(body, 0)) checkJson(driver, body, argument, new Set());
   return JSON.stringify(body);
+}
+
+/** Past this depth the quick walk gives up (a cycle never ends); the full walk then decides. */
+const QUICK_DEPTH = 64;
+
+/** True when `value` is certainly a JSON value that round-trips; false means "look closer". */
+function plainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= QUICK_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) {
+      if (!(index in value) || !plainJson(value[index], depth + 1)) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  if (Object.getOwnPropertySymbols(value).length > 0) return false;
+  for (const key of Object.keys(value)) {
+    if (!plainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+  }
+  return true;
 }
 
 function reject(driver: string, path: string, value: unknown, what: string): never {

@@ -43,6 +43,16 @@ describe('encodeBody', () => {
     expect(() => encodeBody('core', cyclic)).toThrow(/body\.self\.back.*circular/);
   });
 
+  it('accepts a deeply nested body and names a fault deep inside one', () => {
+    // Deeper than the quick check walks: the full check decides.
+    let deep: Record<string, unknown> = { leaf: [1, 'two', null] };
+    for (let level = 0; level < 200; level++) deep = { next: deep };
+    expect(JSON.parse(encodeBody('core', deep))).toEqual(deep);
+    let bad: Record<string, unknown> = { leaf: Number.NaN };
+    for (let level = 0; level < 100; level++) bad = { n: bad };
+    expect(() => encodeBody('core', bad)).toThrow(new RegExp(`body${'\\.n'.repeat(100)}\\.leaf`));
+  });
+
   it('allows the same object twice when it is not a cycle', () => {
     const shared = { x: 1 };
     expect(encodeBody('core', { a: shared, b: shared })).toBe('{"a":{"x":1},"b":{"x":1}}');
