@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { serviceSkipReason, testRabbitMqUrl, testS3 } from '@mq-drivers/conformance/services';
+import { serviceSkipReason, testRabbitMqUrl } from '@mq-drivers/conformance/services';
 import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
 

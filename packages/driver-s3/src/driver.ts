@@ -27,6 +27,7 @@ import { DeadLetters } from './dead-letters.js';
 import { encodeRecord, Keys, type LogType } from './layout.js';
 import { LogReader, LogWriter } from './log.js';
 import { DRIVER_NAME, parseS3Url, resolveOptions, type S3DriverOptions } from './options.js';
+import { Retention } from './retention.js';
 import { type Position, parseCursor, ShareSubscription } from './share.js';
 import { Store } from './store.js';
 import { register, TaskWorker } from './tasks.js';
@@ -99,6 +100,7 @@ export function createS3Driver(options: S3DriverOptions): Driver {
   const ctx: Context = { options: resolved, store, keys, logs, owner: newOwner(), ready, deadLetters };
   const writers = new Map<string, LogWriter>();
   const subscriptions = new Set<ShareSubscription | TaskWorker>();
+  const retention = resolved.retentionMs === undefined ? undefined : new Retention(ctx, resolved.retentionMs);
   let closed = false;
 
   const checkOpen = (): void => {
@@ -111,6 +113,7 @@ export function createS3Driver(options: S3DriverOptions): Driver {
     if (!found) {
       found = new LogWriter(store, keys, logs, resolved, ready, segment, type);
       writers.set(id, found);
+      retention?.track(segment, type);
     }
     return found;
   };
@@ -151,6 +154,7 @@ export function createS3Driver(options: S3DriverOptions): Driver {
         subscriptions.delete(w),
       );
       subscriptions.add(worker);
+      retention?.track(spec.segment, 'task');
       worker.start();
       return worker;
     },
@@ -191,6 +195,7 @@ export function createS3Driver(options: S3DriverOptions): Driver {
         subscriptions.delete(s),
       );
       subscriptions.add(subscription);
+      retention?.track(spec.segment, 'share');
       await subscription.start(saveFirst);
       return subscription;
     },
@@ -212,6 +217,7 @@ export function createS3Driver(options: S3DriverOptions): Driver {
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
+      await retention?.stop();
       await Promise.all([...subscriptions].map((s) => s.close()));
       await Promise.all([...writers.values()].map((w) => w.drain()));
       if (ownsClient) client.destroy();

@@ -42,8 +42,12 @@ export class Keys {
     return `${this.segment(segment)}${type === 'task' ? 'tasks' : 'shares'}/head.json`;
   }
 
+  /** Parent of every kind's folder (listed with a delimiter to find the registered kinds). */
+  kindsDir(segment: string): string {
+    return `${this.segment(segment)}tasks/kinds/`;
+  }
   kind(segment: string, kind: string): string {
-    return `${this.segment(segment)}tasks/kinds/${kind}/`;
+    return `${this.kindsDir(segment)}${kind}/`;
   }
   registration(segment: string, kind: string): string {
     return `${this.kind(segment, kind)}registration.json`;

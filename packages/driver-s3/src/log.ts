@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { AuthenticationError, MqError, PublishError, TopologyError, UnsupportedError } from '@mq-drivers/core';
 import { decodeRecords, type Keys, type LogRecord, type LogType } from './layout.js';
 import { DRIVER_NAME, type ResolvedOptions } from './options.js';
-import type { Store } from './store.js';
+import type { ListedObject, Store } from './store.js';
+
+/**
+ * A writer without `retentionMs` looks the head up again after this long without a write: safe
+ * next to any sweeper with a retention of 60 s or more (the other 30 s cover clock differences).
+ */
+export const STALE_WITHOUT_RETENTION_MS = 30_000;
 
 /** The head hint is rewritten every this many log objects; a new writer lists at most this many keys. */
 const HINT_EVERY = 64;
@@ -11,6 +17,8 @@ const CACHE_SIZE = 256;
 /** Reads log objects (immutable once written, so cached) and finds a log's head. */
 export class LogReader {
   private readonly cache = new Map<string, LogRecord[]>();
+  /** Per log, the highest number this driver has seen written (it may have been deleted since). */
+  private readonly seen = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -37,18 +45,55 @@ export class LogReader {
     }
     this.cache.set(key, records);
     if (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value as string);
+    this.saw(segment, type, seq);
     return records;
   }
 
-  /** Highest sequence number written so far (0 for an empty log). */
-  async head(segment: string, type: LogType): Promise<number> {
+  /**
+   * Notes that log object `seq` exists or existed. Numbers are gap-free, so every lower number was
+   * written too: a reader that gets 404 below it knows retention deleted that number.
+   */
+  saw(segment: string, type: LogType, seq: number): void {
+    const id = `${type}:${segment}`;
+    if (seq > (this.seen.get(id) ?? 0)) this.seen.set(id, seq);
+  }
+
+  /** The highest number {@link saw} noted for a log (0 when none). */
+  highestSeen(segment: string, type: LogType): number {
+    return this.seen.get(`${type}:${segment}`) ?? 0;
+  }
+
+  /** The number in `head.json`: a log object that exists or existed (0 when there is none). */
+  async hint(segment: string, type: LogType): Promise<number> {
     const hint = (await this.store.getJson<{ seq?: number }>(this.keys.headHint(segment, type)))?.seq ?? 0;
+    this.saw(segment, type, hint);
+    return hint;
+  }
+
+  /**
+   * Highest sequence number written so far (0 for an empty log). The hint may name a number
+   * retention deleted since: the listing after it still finds the head, which is never deleted.
+   */
+  async head(segment: string, type: LogType): Promise<number> {
+    const hint = await this.hint(segment, type);
     const listed = await this.store.list(this.keys.logDir(segment, type), {
       startAfter: hint > 0 ? this.keys.log(segment, type, hint) : undefined,
     });
     let head = hint;
     for (const entry of listed) head = Math.max(head, this.keys.logSeq(entry.key) ?? 0);
+    this.saw(segment, type, head);
     return head;
+  }
+
+  /** The lowest number stored after `seq` (undefined when there is none): one LIST of one key. */
+  async firstAfter(segment: string, type: LogType, seq: number): Promise<number | undefined> {
+    const listed = await this.store.list(this.keys.logDir(segment, type), {
+      startAfter: this.keys.log(segment, type, seq),
+      limit: 1,
+    });
+    const next = listed[0] ? this.keys.logSeq(listed[0].key) : undefined;
+    if (next !== undefined) this.saw(segment, type, next);
+    return next;
   }
 
   /** Lowest sequence number still stored (head + 1 for an empty log). */
@@ -56,6 +101,29 @@ export class LogReader {
     const first = await this.store.list(this.keys.logDir(segment, type), { limit: 1 });
     const seq = first[0] ? this.keys.logSeq(first[0].key) : undefined;
     return seq ?? (await this.head(segment, type)) + 1;
+  }
+
+  /**
+   * The oldest log objects written before `cutoffMs` (S3 `LastModified`), in log order: the listing
+   * stops at the first newer object, and never returns the log's highest number.
+   */
+  async writtenBefore(segment: string, type: LogType, cutoffMs: number): Promise<number[]> {
+    const isNew = (entry: ListedObject): boolean => (entry.lastModified?.getTime() ?? Number.POSITIVE_INFINITY) >= cutoffMs;
+    const listed = await this.store.list(this.keys.logDir(segment, type), { until: isNew });
+    const old: number[] = [];
+    let newer = false;
+    for (const entry of listed) {
+      const seq = this.keys.logSeq(entry.key);
+      if (seq === undefined) continue;
+      if (isNew(entry)) {
+        newer = true;
+        break;
+      }
+      old.push(seq);
+    }
+    // Every object listed is old: the last one is the head, which must stay.
+    if (!newer) old.pop();
+    return old;
   }
 
   /** Log objects with their write time (server clock), from `startAfterSeq` on. */
@@ -101,6 +169,11 @@ export class LogWriter {
   /** Size of the last batch written; none yet: the first batch always waits. */
   private lastBatch = Number.POSITIVE_INFINITY;
   private writing: Promise<void> | undefined;
+  /**
+   * When `next` was last known fresh (our own write of `next - 1`, or a head lookup): every number
+   * from `next` on was written after this, so retention cannot have deleted it for a while.
+   */
+  private knownAt = 0;
 
   constructor(
     private readonly store: Store,
@@ -167,7 +240,6 @@ export class LogWriter {
     const deadline = Date.now() + this.options.requestTimeoutMs;
     try {
       await this.ready();
-      this.next ??= (await this.reader.head(this.segment, this.type)) + 1;
       for (let lost = 0; ; ) {
         if (Date.now() > deadline) {
           throw new PublishError({
@@ -175,8 +247,13 @@ export class LogWriter {
             message: `could not claim a log number for ${this.segment} within ${this.options.requestTimeoutMs} ms (${lost} numbers taken by other writers)`,
           });
         }
+        if (this.next === undefined || this.stale()) {
+          this.knownAt = Date.now();
+          this.next = (await this.reader.head(this.segment, this.type)) + 1;
+        }
         const seq: number = this.next;
         const key = this.keys.log(this.segment, this.type, seq);
+        const sent = Date.now();
         const result = await this.store.create(key, body, { batch: token, count: String(batch.length) });
         let ours = result.created;
         if (!ours && result.retried) {
@@ -185,6 +262,8 @@ export class LogWriter {
         }
         if (ours) {
           this.next = seq + 1;
+          this.knownAt = sent;
+          this.reader.saw(this.segment, this.type, seq);
           if (seq % HINT_EVERY === 0) {
             this.store.put(this.keys.headHint(this.segment, this.type), JSON.stringify({ seq })).catch(() => undefined);
           }
@@ -200,6 +279,20 @@ export class LogWriter {
       this.next = undefined;
       for (const p of batch) p.reject(publishFailure(error, p.id));
     }
+  }
+
+  /**
+   * With retention, a number another writer took long ago may have been deleted since, and
+   * creating it again would put messages where readers have already passed (a silent loss). A
+   * sweep deletes only objects older than its `retentionMs`, and every number from `next` on was
+   * written after `knownAt`: so after half the retention, find the head again (which is never
+   * deleted) instead of trusting `next`. A writer without `retentionMs` cannot know what another
+   * process sweeps with; it looks again after {@link STALE_WITHOUT_RETENTION_MS} idle, which keeps it
+   * safe next to sweepers whose retention is at least twice that.
+   */
+  private stale(): boolean {
+    const limit = this.options.retentionMs === undefined ? STALE_WITHOUT_RETENTION_MS : this.options.retentionMs / 2;
+    return Date.now() - this.knownAt > limit;
   }
 }
 

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type BackoffOptions, InvalidArgumentError } from '@mq-drivers/core';
+import { type BackoffOptions, InvalidArgumentError, type MqError } from '@mq-drivers/core';
 
 export const DRIVER_NAME = 's3';
 
@@ -48,6 +48,25 @@ export interface S3DriverOptions {
    * Default true. Turn off only for an endpoint you know enforces it.
    */
   verifyConditionalWrites?: boolean;
+  /**
+   * Delete log objects older than this, in ms (by their S3 `LastModified`). Default: none, every
+   * log object is kept. At least 1000. URL: `?retentionMs=`.
+   *
+   * A driver with this option sweeps every log it has written to or read from, every
+   * `min(retentionMs / 2, 60 s)` (not at start-up). A sweep never deletes the highest-numbered
+   * object of a log, and never a task log object that some registered kind has not finished (its
+   * watermark is not past it), however old. Share log objects are deleted by age alone: a durable
+   * subscription that falls further behind than the retention skips what was deleted and reports
+   * the skip through `onError`. Set it on every driver that publishes to the swept segments (the
+   * same value, or a smaller one): a publisher re-finds the log's head after being idle for half its
+   * retention, so it never re-uses a number that was deleted (LAYOUT.md, "Retention").
+   */
+  retentionMs?: number;
+  /**
+   * Called with problems that no pending call can report: a share subscription that skipped log
+   * objects deleted by retention, a failed retention sweep. Default: `process.emitWarning`.
+   */
+  onError?: (error: MqError) => void;
 }
 
 export interface ResolvedOptions {
@@ -69,6 +88,8 @@ export interface ResolvedOptions {
   requestTimeoutMs: number;
   cursorSaveIntervalMs: number;
   verifyConditionalWrites: boolean;
+  retentionMs: number | undefined;
+  onError: (error: MqError) => void;
 }
 
 function bad(argument: string, value: unknown, message: string): never {
@@ -88,6 +109,21 @@ function bool(raw: Record<string, unknown>, key: string, fallback: boolean): boo
   const value = raw[key];
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') bad(key, value, 'must be a boolean');
+  return value;
+}
+
+/** Smallest `retentionMs`: sweeps run every half retention, and clocks must agree within that. */
+export const MIN_RETENTION_MS = 1000;
+
+/** Upper bound of `retentionMs` (100 years): only keeps out values that dates cannot hold. */
+const MAX_RETENTION_MS = 100 * 365 * 86_400_000;
+
+function retention(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < MIN_RETENTION_MS || value > MAX_RETENTION_MS) {
+    const shown = typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value));
+    bad('retentionMs', value, `must be a number of ms from ${MIN_RETENTION_MS} to ${MAX_RETENTION_MS} (got ${shown})`);
+  }
   return value;
 }
 
@@ -145,6 +181,8 @@ export function resolveOptions(options: S3DriverOptions): ResolvedOptions {
   const minPollIntervalMs = num(raw, 'minPollIntervalMs', 50, 1, 60_000);
   const maxPollIntervalMs = num(raw, 'maxPollIntervalMs', Math.max(1000, minPollIntervalMs), 1, 600_000);
   if (maxPollIntervalMs < minPollIntervalMs) bad('maxPollIntervalMs', maxPollIntervalMs, 'must be >= minPollIntervalMs');
+  const onError = raw.onError ?? ((error: MqError) => process.emitWarning(error));
+  if (typeof onError !== 'function') bad('onError', onError, 'must be a function');
   return {
     bucket: raw.bucket as string,
     prefix,
@@ -164,6 +202,8 @@ export function resolveOptions(options: S3DriverOptions): ResolvedOptions {
     requestTimeoutMs: num(raw, 'requestTimeoutMs', 15_000, 100, 600_000),
     cursorSaveIntervalMs: num(raw, 'cursorSaveIntervalMs', 1000, 10, 600_000),
     verifyConditionalWrites: bool(raw, 'verifyConditionalWrites', true),
+    retentionMs: retention(raw.retentionMs),
+    onError: onError as (error: MqError) => void,
   };
 }
 
@@ -176,6 +216,7 @@ const NUMERIC = [
   'leaseMs',
   'requestTimeoutMs',
   'cursorSaveIntervalMs',
+  'retentionMs',
 ] as const;
 const BOOLEAN = ['forcePathStyle', 'createBucket', 'verifyConditionalWrites'] as const;
 

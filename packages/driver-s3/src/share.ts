@@ -5,10 +5,12 @@ import {
   errorText,
   type Handler,
   InvalidArgumentError,
+  MqError,
   type PreparedShareConsume,
   type Subscription,
 } from '@mq-drivers/core';
 import type { Context } from './context.js';
+import { DeletedCheck } from './deleted-check.js';
 import { type StoredMessage, storedFromRecord } from './layout.js';
 import { DRIVER_NAME } from './options.js';
 import { RetryArea, type RetryItem } from './retry-area.js';
@@ -60,6 +62,7 @@ export class ShareSubscription implements Subscription {
   private readonly writes = new Tracker();
   private readonly poll: PollInterval;
   private readonly retries: RetryArea;
+  private readonly deleted: DeletedCheck;
   /** Matching positions not yet resolved or resolved out of order, in log order. */
   private readonly held = new Map<string, { resolved: boolean }>();
   private readonly skip: Set<string>;
@@ -89,6 +92,7 @@ export class ShareSubscription implements Subscription {
     this.poll = new PollInterval(ctx.options.minPollIntervalMs, ctx.options.maxPollIntervalMs);
     this.runner = new Runner(handler, spec.prefetch, () => this.sleeper.wake());
     this.retries = new RetryArea(ctx, ctx.keys.subscription(spec.segment, name));
+    this.deleted = new DeletedCheck(ctx.logs, spec.segment, 'share');
     this.maxHeld = Math.max(spec.prefetch * 2, 100);
   }
 
@@ -146,7 +150,10 @@ export class ShareSubscription implements Subscription {
     if (this.closed) return false;
     if (!records) {
       this.hits = 0;
-      return false;
+      const next = await this.deleted.after(seq);
+      if (next === undefined || this.closed) return false;
+      this.skipDeleted(seq, next);
+      return true;
     }
     this.poll.found();
     if (++this.hits >= 2) {
@@ -167,6 +174,27 @@ export class ShareSubscription implements Subscription {
     this.position = { seq: seq + 1, index: 0 };
     this.dirty = true;
     return true;
+  }
+
+  /**
+   * Retention deleted log objects [seq, next) before this subscription read them: their messages
+   * are lost for it (the policy the user chose). Move on to the lowest stored number, and say so.
+   */
+  private skipDeleted(seq: number, next: number): void {
+    const index = this.position.index;
+    this.position = { seq: next, index: 0 };
+    for (const key of this.skip) if (Number(key.split(':')[0]) < next) this.skip.delete(key);
+    this.dirty = true;
+    const range = next - 1 > seq ? `log objects ${seq}-${next - 1}` : `log object ${seq}`;
+    this.ctx.options.onError(
+      new MqError({
+        driver: DRIVER_NAME,
+        message:
+          `share subscription "${this.name}" of segment "${this.spec.segment}" skipped ${range}` +
+          `${index > 0 ? ` (from record ${index})` : ''}: retention deleted them before it read them, so their ` +
+          `messages are lost for this subscription; it continues at log object ${next}`,
+      }),
+    );
   }
 
   private deliver(stored: StoredMessage, key: string): void {

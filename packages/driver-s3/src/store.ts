@@ -182,11 +182,18 @@ export class Store {
     }
   }
 
-  /** Lists keys under `prefix` in key order, after `startAfter`, up to `limit` keys. */
-  async list(prefix: string, options: { startAfter?: string; limit?: number } = {}): Promise<ListedObject[]> {
+  /**
+   * Lists keys under `prefix` in key order, after `startAfter`, up to `limit` keys. With `until`,
+   * stops after the page (up to 1000 keys) holding the first key it accepts.
+   */
+  async list(
+    prefix: string,
+    options: { startAfter?: string; limit?: number; until?: (entry: ListedObject) => boolean } = {},
+  ): Promise<ListedObject[]> {
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     const found: ListedObject[] = [];
     let token: string | undefined;
+    let stop = false;
     do {
       try {
         const out = await this.client.send(
@@ -200,13 +207,35 @@ export class Store {
           this.signal(),
         );
         for (const entry of out.Contents ?? []) {
-          if (entry.Key !== undefined) found.push({ key: entry.Key, lastModified: entry.LastModified });
+          if (entry.Key === undefined) continue;
+          const listed = { key: entry.Key, lastModified: entry.LastModified };
+          found.push(listed);
+          if (options.until?.(listed)) stop = true;
         }
         token = out.IsTruncated ? out.NextContinuationToken : undefined;
       } catch (error) {
         throw this.toError(error, `list ${prefix}`);
       }
-    } while (token && found.length < limit);
+    } while (token && found.length < limit && !stop);
+    return found;
+  }
+
+  /** The "folders" right under `prefix` (keys grouped at the next `/`), each ending with `/`. */
+  async listDirs(prefix: string): Promise<string[]> {
+    const found: string[] = [];
+    let token: string | undefined;
+    do {
+      try {
+        const out = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+          this.signal(),
+        );
+        for (const entry of out.CommonPrefixes ?? []) if (entry.Prefix !== undefined) found.push(entry.Prefix);
+        token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      } catch (error) {
+        throw this.toError(error, `list ${prefix}`);
+      }
+    } while (token);
     return found;
   }
 

@@ -8,6 +8,7 @@ import {
   type Subscription,
 } from '@mq-drivers/core';
 import { type Context, Lease, type LeaseBody } from './context.js';
+import { DeletedCheck } from './deleted-check.js';
 import { type LogRecord, type StoredMessage, seqName, storedFromRecord } from './layout.js';
 import { RetryArea, type RetryItem } from './retry-area.js';
 import { closeTimeout, type Delivery, PollInterval, persist, Runner, Sleeper, Tracker } from './runner.js';
@@ -60,6 +61,7 @@ export class TaskWorker implements Subscription {
   private readonly frontier = new Map<number, number>();
   private readonly counts = new Map<number, number>();
   private readonly kindDir: string;
+  private readonly deleted: DeletedCheck;
   private scanSeq: number;
   private watermark: number;
   private loop: Promise<void> | undefined;
@@ -92,6 +94,7 @@ export class TaskWorker implements Subscription {
     this.poll = new PollInterval(ctx.options.minPollIntervalMs, ctx.options.maxPollIntervalMs);
     this.runner = new Runner(handler, spec.prefetch, () => this.sleeper.wake());
     this.retries = new RetryArea(ctx, this.kindDir);
+    this.deleted = new DeletedCheck(ctx.logs, spec.segment, 'task');
   }
 
   start(): void {
@@ -175,6 +178,17 @@ export class TaskWorker implements Subscription {
   private async claimFromLog(): Promise<boolean> {
     const seq = this.scanSeq;
     const records = await this.records(seq);
+    if (!records && !this.closed) {
+      // Retention deletes a task log object only once every kind's watermark is past it, so a
+      // deleted number (and everything below it) is done for this kind too: move on.
+      const next = await this.deleted.after(seq);
+      if (next !== undefined && this.scanSeq === seq) {
+        this.frontier.delete(seq);
+        this.scanSeq = next;
+        this.watermark = Math.max(this.watermark, next);
+        return true;
+      }
+    }
     if (!records || this.closed) {
       this.idleSince ??= Date.now();
       return false;
@@ -430,7 +444,13 @@ export class TaskWorker implements Subscription {
     while (mark < this.scanSeq) {
       const ranges = (doneBySeq.get(mark) ?? []).sort((a, b) => a[0] - b[0]);
       const count = this.counts.get(mark) ?? (await this.records(mark))?.length;
-      if (count === undefined) break;
+      if (count === undefined) {
+        // Below scanSeq every number was written (gap-free), so a missing one was deleted by
+        // retention, which deletes only what every kind has done: skip the deleted run.
+        this.counts.delete(mark);
+        mark = Math.min(this.scanSeq, (await this.ctx.logs.firstAfter(this.spec.segment, 'task', mark)) ?? this.scanSeq);
+        continue;
+      }
       let covered = 0;
       for (const [start, end] of ranges) if (start === covered) covered = end;
       if (covered < count) break;

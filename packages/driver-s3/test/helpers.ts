@@ -49,3 +49,16 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, descr
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** {@link waitFor} for a condition that needs a request (e.g. listing the bucket). */
+export async function waitForAsync(
+  condition: () => Promise<boolean>,
+  timeoutMs: number,
+  describe: () => string | Promise<string>,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${await describe()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
