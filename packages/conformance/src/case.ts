@@ -3,7 +3,17 @@ import type { CaseContext } from './harness.js';
 import type { ResolvedOptions } from './options.js';
 
 /** The groups of the suite, one file each under `src/groups/`. */
-export type GroupName = 'tasks' | 'shares' | 'ordering' | 'acks' | 'lifecycle' | 'bad-input' | 'replay' | 'durable' | 'reconnect';
+export type GroupName =
+  | 'tasks'
+  | 'shares'
+  | 'ordering'
+  | 'acks'
+  | 'lifecycle'
+  | 'bad-input'
+  | 'replay'
+  | 'durable'
+  | 'unregister'
+  | 'reconnect';
 
 /** A case as written in a group file. */
 export interface CaseDefinition {
@@ -23,6 +33,7 @@ export const needs = {
   durable: (capabilities: Capabilities) => (capabilities.durable ? undefined : 'driver has no durable capability'),
   replay: (capabilities: Capabilities) => (capabilities.replay ? undefined : 'driver has no replay capability'),
   deadLetter: (capabilities: Capabilities) => (capabilities.deadLetter ? undefined : 'driver has no deadLetter capability'),
+  unregister: (capabilities: Capabilities) => (capabilities.unregister ? undefined : 'driver has no unregister capability'),
   ordering: (capabilities: Capabilities) =>
     capabilities.ordering === 'per-publisher' ? undefined : `driver declares ordering ${JSON.stringify(capabilities.ordering)}`,
 } as const;

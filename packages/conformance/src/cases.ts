@@ -10,6 +10,7 @@ import { reconnectCases } from './groups/reconnect.js';
 import { replayCases } from './groups/replay.js';
 import { shareCases } from './groups/shares.js';
 import { taskCases } from './groups/tasks.js';
+import { unregisterCases } from './groups/unregister.js';
 import { CaseContext } from './harness.js';
 import { type ConformanceOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { withDeadline } from './wait.js';
@@ -24,6 +25,7 @@ export const GROUPS: Readonly<Record<GroupName, readonly CaseDefinition[]>> = {
   'bad-input': badInputCases,
   replay: replayCases,
   durable: durableCases,
+  unregister: unregisterCases,
   reconnect: reconnectCases,
 };
 

@@ -32,5 +32,6 @@ export {
   runReplayTests,
   runShareTests,
   runTaskTests,
+  runUnregisterTests,
 } from './vitest.js';
 export { type WaitForOptions, waitFor, watchQuiet, withDeadline } from './wait.js';

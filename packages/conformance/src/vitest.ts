@@ -12,6 +12,7 @@ const GROUP_TITLES: Record<GroupName, string> = {
   'bad-input': 'bad input',
   replay: 'replay',
   durable: 'durable',
+  unregister: 'unregister',
   reconnect: 'reconnect',
 };
 
@@ -60,5 +61,7 @@ export const runBadInputTests = one('bad-input');
 export const runReplayTests = one('replay');
 /** Tasks and named subscriptions survive while nobody consumes (when `capabilities.durable`). */
 export const runDurableTests = one('durable');
+/** Removing a kind or named subscription (when `capabilities.unregister`; else it must be refused). */
+export const runUnregisterTests = one('unregister');
 /** Publish and consume keep working across the harness' `reconnect` hook. */
 export const runReconnectTests = one('reconnect');

@@ -138,6 +138,14 @@ export interface Capabilities {
   readonly deadLetter: boolean;
   /** Largest encoded message (JSON body + headers) the driver accepts, in bytes. */
   readonly maxMessageBytes: number;
+  /** Task kinds and named share subscriptions can be removed (`Driver.unregister`); absent = false. */
+  readonly unregister?: boolean;
+}
+
+/** What `unregister` removed. */
+export interface UnregisterResult {
+  /** Messages that were waiting for it (not dead letters), or undefined where the broker does not say. */
+  readonly dropped: number | undefined;
 }
 
 /**
@@ -163,6 +171,15 @@ export interface Driver {
    * with `attempt` reset to 1 and the same id; resolves to how many were re-driven.
    */
   redriveDeadLetters(target: DeadLetterTarget, options?: { ids?: readonly string[] }): Promise<number>;
+  /**
+   * Removes a task kind or a named share subscription (where `capabilities.unregister`): from
+   * then on nothing is kept for it, and what was kept (waiting messages, retries, dead letters,
+   * its position) is deleted. A worker or subscriber of it that starts later registers it afresh,
+   * from that moment. MUST reject with `TopologyError` and remove nothing while a consumer of it
+   * is open (in this driver, and in others where the broker can tell). Removing what does not
+   * exist resolves with `dropped: 0`. Without the capability it rejects with `UnsupportedError`.
+   */
+  unregister?(target: DeadLetterTarget): Promise<UnregisterResult>;
   close(): Promise<void>;
 }
 

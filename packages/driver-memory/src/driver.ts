@@ -18,6 +18,7 @@ import {
   type ReplayFrom,
   SPECIFICATION_VERSION,
   type Subscription,
+  TopologyError,
   validateNonNegativeNumber,
   validatePositiveInteger,
   validateSubscriptionName,
@@ -123,6 +124,7 @@ export function createMemoryDriver(options: MemoryDriverOptions = {}): Driver {
     ordering: 'per-publisher',
     deadLetter: true,
     maxMessageBytes: settings.maxMessageBytes,
+    unregister: true,
   });
   const subscriptions = new Set<Subscription>();
   let closing: Promise<void> | undefined;
@@ -284,6 +286,29 @@ export function createMemoryDriver(options: MemoryDriverOptions = {}): Driver {
         queue.enqueue({ ...stored.envelope, attempt: 1 });
       }
       return redriven.length;
+    },
+
+    async unregister(target: DeadLetterTarget) {
+      ensureOpen();
+      const prepared = prepareDeadLetterTarget(DRIVER_NAME, target);
+      const state = broker.segments.get(prepared.segment);
+      const queue =
+        prepared.kind !== undefined ? state?.kinds.get(prepared.kind) : state?.shares.get(prepared.subscription)?.queue;
+      if (!state || !queue) return { dropped: 0 };
+      // Any driver on this broker counts: the broker sees every consumer.
+      if (queue.consumerCount > 0) {
+        const what = prepared.kind !== undefined ? `task kind "${prepared.kind}"` : `subscription "${prepared.subscription}"`;
+        throw new TopologyError({
+          driver: DRIVER_NAME,
+          resource: queue.name,
+          message: `${what} of segment "${prepared.segment}" still has ${queue.consumerCount} open consumer(s); close them before unregistering it`,
+        });
+      }
+      const dropped = queue.waiting;
+      queue.delete();
+      if (prepared.kind !== undefined) state.kinds.delete(prepared.kind);
+      else state.shares.delete(prepared.subscription);
+      return { dropped };
     },
 
     close() {

@@ -138,6 +138,11 @@ export class Queue {
     return this.consumers.length;
   }
 
+  /** Messages waiting for a consumer: ready ones plus failed ones waiting for their retry. */
+  get waiting(): number {
+    return this.ready.length + this.timers.size;
+  }
+
   enqueue(envelope: Envelope): void {
     this.ready.push(envelope);
     this.dispatch();
@@ -202,7 +207,7 @@ export class Queue {
     return undefined;
   }
 
-  /** Drops everything (an ephemeral subscription going away). */
+  /** Drops everything (an ephemeral subscription going away, or an unregistered one). */
   delete(): void {
     this.deleted = true;
     for (const timer of this.timers) clearTimeout(timer);

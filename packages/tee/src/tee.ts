@@ -18,6 +18,8 @@ import {
   SPECIFICATION_VERSION,
   type Subscription,
   type TaskPublishOptions,
+  TopologyError,
+  UnsupportedError,
   validateNonNegativeNumber,
 } from '@mq-drivers/core';
 import { TeePublishError, type TeeTargetFailure } from './errors/tee-publish-error.js';
@@ -161,6 +163,7 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
     ordering: settings.mode === 'primary' && settings.consumeFrom !== 0 ? 'none' : consumed.ordering,
     deadLetter: consumed.deadLetter,
     maxMessageBytes: Math.min(...lanes.map((lane) => lane.driver.capabilities.maxMessageBytes)),
+    unregister: consumed.unregister === true,
   });
   const subscriptions = new Set<Subscription>();
   let inFlight = 0;
@@ -439,6 +442,27 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
       ensureOpen();
       prepareDeadLetterTarget(name, target);
       return consumer.redriveDeadLetters(target, options);
+    },
+
+    // Kinds and subscriptions exist where consumers run: on the consuming target (a mirror's own,
+    // e.g. a replay subscription opened through `target()`, is removed through `target()` too).
+    async unregister(target: DeadLetterTarget) {
+      ensureOpen();
+      prepareDeadLetterTarget(name, target);
+      if (!consumer.unregister || !capabilities.unregister) {
+        throw new UnsupportedError({
+          driver: name,
+          feature: 'unregister',
+          message: `unregister is not supported by the consuming target ${lanes[settings.consumeFrom]?.name}`,
+        });
+      }
+      try {
+        return await consumer.unregister(target);
+      } catch (error) {
+        // "In use" is about this tee's kind or subscription: say so in the tee's name.
+        if (!TopologyError.isInstance(error)) throw error;
+        throw new TopologyError({ driver: name, resource: error.resource, message: error.message, cause: error });
+      }
     },
 
     target(nameOrIndex: string | number): Driver {

@@ -80,6 +80,7 @@ describe('tee: shape and capabilities', () => {
       ordering: 'per-publisher',
       deadLetter: true,
       maxMessageBytes: 1_000,
+      unregister: true,
     });
     const fromMirror = track(tee([memory(a), memory(b)], { mode: 'primary', consumeFrom: 1 }));
     expect(fromMirror.capabilities.ordering).toBe('none'); // outbox retries arrive late

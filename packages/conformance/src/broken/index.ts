@@ -507,6 +507,12 @@ export const brokenDrivers: readonly BrokenDriver[] = [
         }),
       ),
   },
+  {
+    id: 'unregister-does-nothing',
+    breaks: '`unregister` resolves but keeps the kind registered: a worker that starts later gets what was kept',
+    aimedAt: ['unregister.kind'],
+    wrap: (createDriver) => wrapFactory(createDriver, (inner) => delegate(inner, { unregister: async () => ({ dropped: 0 }) })),
+  },
 ];
 
 /** Finds a broken driver by id. */

@@ -5,7 +5,14 @@ export type CreateDriver = () => Driver | Promise<Driver>;
 
 type Methods = Pick<
   Driver,
-  'taskPublish' | 'sharePublish' | 'taskConsume' | 'shareConsume' | 'listDeadLetters' | 'redriveDeadLetters' | 'close'
+  | 'taskPublish'
+  | 'sharePublish'
+  | 'taskConsume'
+  | 'shareConsume'
+  | 'listDeadLetters'
+  | 'redriveDeadLetters'
+  | 'unregister'
+  | 'close'
 >;
 
 /** A plain driver object that forwards everything to `inner` except the methods in `patch`. */
@@ -20,6 +27,10 @@ export function delegate(inner: Driver, patch: Partial<Methods> = {}): Driver {
     shareConsume: patch.shareConsume ?? ((handler, options) => inner.shareConsume(handler, options)),
     listDeadLetters: patch.listDeadLetters ?? ((target) => inner.listDeadLetters(target)),
     redriveDeadLetters: patch.redriveDeadLetters ?? ((target, options) => inner.redriveDeadLetters(target, options)),
+    // Optional in the contract: forwarded only where the inner driver (or the patch) has it.
+    ...(patch.unregister || inner.unregister
+      ? { unregister: patch.unregister ?? ((target) => (inner.unregister as NonNullable<Driver['unregister']>)(target)) }
+      : {}),
     close: patch.close ?? (() => inner.close()),
   };
 }

@@ -4,7 +4,10 @@ const name = 'TopologyError';
 const marker = `mq-drivers.error.${name}`;
 const symbol = Symbol.for(marker);
 
-/** The broker holds an exchange/queue/object declared with incompatible settings. */
+/**
+ * The broker's topology refuses the operation: an exchange/queue/object declared with incompatible
+ * settings, or (for `unregister`) a kind or subscription that still has an open consumer.
+ */
 export class TopologyError extends MqError {
   private readonly [symbol] = true;
   /** The exchange, queue or key at fault. */
