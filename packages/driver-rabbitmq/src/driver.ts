@@ -21,6 +21,7 @@ import {
   type Subscription,
   type TaskConsumeOptions,
   type TaskPublishOptions,
+  type UnregisterResult,
 } from '@mq-drivers/core';
 import type { GetMessage } from 'amqplib';
 import { Declarer, Link } from './link.js';
@@ -43,6 +44,7 @@ import {
   type TopologyConfig,
   taskExchange,
 } from './topology.js';
+import { deleteQueues, inUseError } from './unregister.js';
 import { decode, headersTableBytes, isEmpty, MAX_USER_HEADER_BYTES, publishProperties, userHeaders } from './wire.js';
 
 /** A RabbitMQ driver: the contract's {@link Driver}. */
@@ -70,6 +72,11 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   /** Delay and dead-letter queues declared on the current connection. */
   private declaredOnce = new Map<string, Promise<void>>();
   private closing: Promise<void> | undefined;
+  /**
+   * Queues this driver unregistered, and when. Kept for the driver's life (one entry per
+   * queue): its later subscriptions drop retries of older messages (see `unregister`).
+   */
+  private readonly unregistered = new Map<string, number>();
   private readonly ctx: SubscriptionContext;
 
   constructor(private readonly options: ResolvedOptions) {
@@ -79,6 +86,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
       ordering: 'per-publisher',
       deadLetter: true,
       maxMessageBytes: options.maxMessageBytes,
+      unregister: true,
     });
     this.topology = {
       prefix: options.prefix,
@@ -218,6 +226,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
       segment,
       name: kind,
       deleteOnClose: false,
+      unregisteredAt: this.unregistered.get(queue),
       fixedTopic: kind,
       patterns: undefined,
       queue,
@@ -258,6 +267,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
       segment,
       name,
       deleteOnClose: ephemeral,
+      unregisteredAt: ephemeral ? undefined : this.unregistered.get(queue),
       fixedTopic: undefined,
       patterns,
       queue,
@@ -417,6 +427,31 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
     } finally {
       await channel.close().catch(() => {});
     }
+  }
+
+  /**
+   * Deletes the queue and dead-letter queue of a kind or named subscription (see unregister.ts).
+   * Retries already waiting in the shared delay queues cannot be picked out of them: once they
+   * expire they are routed nowhere while the queue is gone, and if the kind is registered again
+   * before that, this driver's new subscriptions drop them (their attempt is above 1 and their
+   * message older than the unregister). A subscription of another driver instance cannot know.
+   */
+  async unregister(target: DeadLetterTarget): Promise<UnregisterResult> {
+    this.checkOpen();
+    const { queue, deadQueue } = this.target(target);
+    for (const subscription of this.subscriptions) {
+      if (subscription.queue === queue) throw inUseError(queue, 'in this driver');
+    }
+    const topology = this.topology;
+    const dropped = await deleteQueues(this.link, {
+      queue: durableQueue(topology, queue, deadQueue),
+      deadQueue: durableDeadQueue(topology, deadQueue),
+      quorum: topology.queueType === 'quorum',
+    });
+    this.unregistered.set(queue, Date.now());
+    // The dead-letter queue must be declared again before the next dead letter goes to it.
+    this.declaredOnce.delete(`dead:${deadQueue}`);
+    return { dropped };
   }
 
   close(): Promise<void> {

@@ -31,6 +31,11 @@ export interface SubscriptionSpec {
   patterns: string[] | undefined;
   queue: string;
   deadQueue: string;
+  /**
+   * When this driver unregistered the queue (ms since the epoch): retries of messages published
+   * before then may still come back from the shared delay queues, and are dropped unseen.
+   */
+  unregisteredAt: number | undefined;
   /** Ephemeral subscriptions delete their queue when they close. */
   deleteOnClose: boolean;
   prefetch: number;
@@ -99,6 +104,11 @@ export class RabbitSubscription implements Subscription {
     private readonly ctx: SubscriptionContext,
   ) {
     this.name = spec.name;
+  }
+
+  /** The queue it consumes. */
+  get queue(): string {
+    return this.spec.queue;
   }
 
   get closed(): boolean {
@@ -244,6 +254,10 @@ export class RabbitSubscription implements Subscription {
       this.fail(delivery, message, invalidBody, true);
       return;
     }
+    if (this.isStaleRetry(message)) {
+      this.finish(delivery);
+      return;
+    }
     if (this.spec.patterns && !anyTopicMatches(this.spec.patterns, message.topic)) {
       // Routed by a binding this subscription no longer has (named subscription re-opened with other topics).
       this.finish(delivery);
@@ -264,6 +278,12 @@ export class RabbitSubscription implements Subscription {
     } else {
       this.finish(delivery);
     }
+  }
+
+  /** A retry of what `unregister` removed, back from a delay queue after the kind was registered again. */
+  private isStaleRetry(message: Message): boolean {
+    const since = this.spec.unregisteredAt;
+    return since !== undefined && message.attempt > 1 && message.publishedAt.getTime() < since;
   }
 
   private handlerEnded(): void {

@@ -9,6 +9,7 @@ import {
   runReplayTests,
   runShareTests,
   runTaskTests,
+  runUnregisterTests,
 } from '@mq-drivers/conformance';
 import { testRabbitMqUrl } from '@mq-drivers/conformance/services';
 import { createRabbitMqDriver } from '@mq-drivers/rabbitmq';
@@ -58,6 +59,7 @@ describe.skipIf(skipReason !== undefined)(`rabbitmq conformance${skipReason ? ` 
   runBadInputTests(main);
   runReplayTests(main);
   runDurableTests(main);
+  runUnregisterTests(main);
   runReconnectTests(
     ctl
       ? options(urlWithVhost(RECONNECT_VHOST), async () => {

@@ -83,6 +83,7 @@ describe('options (no broker needed)', () => {
       ordering: 'per-publisher',
       deadLetter: true,
       maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+      unregister: true,
     });
     expect(createRabbitMqDriver({ url: testRabbitMqUrl, maxMessageBytes: 1000 }).capabilities.maxMessageBytes).toBe(1000);
     await driver.close();
