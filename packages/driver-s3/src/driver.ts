@@ -21,6 +21,8 @@ import {
   type Subscription,
   type TaskConsumeOptions,
   type TaskPublishOptions,
+  TopologyError,
+  type UnregisterResult,
 } from '@mq-drivers/core';
 import { type Context, newOwner } from './context.js';
 import { DeadLetters } from './dead-letters.js';
@@ -30,7 +32,8 @@ import { DRIVER_NAME, parseS3Url, resolveOptions, type S3DriverOptions } from '.
 import { Retention } from './retention.js';
 import { type Position, parseCursor, ShareSubscription } from './share.js';
 import { Store } from './store.js';
-import { register, TaskWorker } from './tasks.js';
+import { announceWorker, register, TaskWorker } from './tasks.js';
+import { unregisterKind, unregisterSubscription } from './unregister.js';
 
 /** Largest message (JSON body plus header keys and values) the driver accepts: 1 MiB. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -41,6 +44,7 @@ export const capabilities: Capabilities = Object.freeze({
   ordering: 'per-publisher',
   deadLetter: true,
   maxMessageBytes: MAX_MESSAGE_BYTES,
+  unregister: true,
 });
 
 /** Endpoint checks done (or running) in this process, by endpoint|bucket: one probe for many drivers. */
@@ -101,7 +105,23 @@ export function createS3Driver(options: S3DriverOptions): Driver {
   const writers = new Map<string, LogWriter>();
   const subscriptions = new Set<ShareSubscription | TaskWorker>();
   const retention = resolved.retentionMs === undefined ? undefined : new Retention(ctx, resolved.retentionMs);
+  /** Consumers open or opening in this driver, by the folder of their kind or subscription. */
+  const users = new Map<string, number>();
+  /** `unregister` calls in progress, by that folder: a consumer of it opens after them. */
+  const removing = new Map<string, Promise<unknown>>();
   let closed = false;
+
+  const use = (dir: string): void => void users.set(dir, (users.get(dir) ?? 0) + 1);
+  const release = (dir: string): void => {
+    const left = (users.get(dir) ?? 1) - 1;
+    if (left > 0) users.set(dir, left);
+    else users.delete(dir);
+  };
+  /** Waits for an `unregister` of `dir` in progress, then counts a consumer of it as opening. */
+  const opening = async (dir: string): Promise<void> => {
+    for (let pending = removing.get(dir); pending; pending = removing.get(dir)) await pending.catch(() => undefined);
+    use(dir);
+  };
 
   const checkOpen = (): void => {
     if (closed) throw new DriverClosedError({ driver: DRIVER_NAME });
@@ -146,13 +166,27 @@ export function createS3Driver(options: S3DriverOptions): Driver {
     ): Promise<Subscription> {
       checkOpen();
       const spec = prepareTaskConsume(DRIVER_NAME, handler, consumeOptions);
-      await ready();
-      const registration = await register(ctx, spec.segment, spec.kind);
-      const mark = (await store.getJson<{ seq?: number }>(keys.watermark(spec.segment, spec.kind)))?.seq ?? 0;
-      checkOpen();
-      const worker = new TaskWorker(ctx, handler as Handler, spec, Math.max(registration.seq, mark), (w) =>
-        subscriptions.delete(w),
-      );
+      const dir = keys.kind(spec.segment, spec.kind);
+      await opening(dir);
+      let worker: TaskWorker;
+      try {
+        await ready();
+        const registration = await register(ctx, spec.segment, spec.kind);
+        const mark = (await store.getJson<{ seq?: number }>(keys.watermark(spec.segment, spec.kind)))?.seq ?? 0;
+        // Visible to other processes before this resolves: `unregister` there refuses while it is fresh.
+        await announceWorker(ctx, spec.segment, spec.kind, spec.prefetch);
+        if (closed) await store.delete(`${keys.workers(spec.segment, spec.kind)}${ctx.owner}`).catch(() => undefined);
+        checkOpen();
+        worker = new TaskWorker(ctx, handler as Handler, spec, Math.max(registration.seq, mark), (w) => {
+          subscriptions.delete(w);
+          release(dir);
+          // Workers of one driver share a presence object, which a closing one deletes: keep it for the others.
+          if (users.has(dir) && !closed) void announceWorker(ctx, spec.segment, spec.kind, spec.prefetch).catch(() => undefined);
+        });
+      } catch (error) {
+        release(dir);
+        throw error;
+      }
       subscriptions.add(worker);
       retention?.track(spec.segment, 'task');
       worker.start();
@@ -167,36 +201,52 @@ export function createS3Driver(options: S3DriverOptions): Driver {
       const spec = prepareShareConsume(DRIVER_NAME, capabilities, handler, consumeOptions);
       const cursorFrom =
         typeof spec.from === 'object' && !(spec.from instanceof Date) ? parseCursor(spec.from.cursor) : undefined;
-      await ready();
       const durable = spec.name !== undefined;
       const name = spec.name ?? `ephemeral-${randomUUID().slice(0, 18)}`;
-      let start: Position | undefined;
-      let done: string[] = [];
-      let fromDate: Date | undefined;
-      if (durable) {
-        const saved = await store.getJson<{ seq: number; index: number; done?: string[] }>(keys.cursor(spec.segment, name));
-        if (saved) {
-          start = { seq: saved.seq, index: saved.index };
-          done = saved.done ?? [];
+      const dir = keys.subscription(spec.segment, name);
+      await opening(dir);
+      let subscription: ShareSubscription;
+      let saveFirst: boolean;
+      try {
+        await ready();
+        let start: Position | undefined;
+        let done: string[] = [];
+        let fromDate: Date | undefined;
+        if (durable) {
+          const saved = await store.getJson<{ seq: number; index: number; done?: string[] }>(keys.cursor(spec.segment, name));
+          if (saved) {
+            start = { seq: saved.seq, index: saved.index };
+            done = saved.done ?? [];
+          }
         }
+        saveFirst = durable && start === undefined;
+        if (!start) {
+          const from = spec.from ?? 'latest';
+          if (from === 'latest') start = { seq: (await logs.head(spec.segment, 'share')) + 1, index: 0 };
+          else if (from === 'earliest') start = { seq: await logs.earliest(spec.segment, 'share'), index: 0 };
+          else if (from instanceof Date) {
+            fromDate = from;
+            start = await positionAt(ctx, spec.segment, from);
+          } else start = cursorFrom!;
+        }
+        checkOpen();
+        subscription = new ShareSubscription(ctx, handler as Handler, spec, name, durable, start, done, fromDate, (s) => {
+          subscriptions.delete(s);
+          release(dir);
+        });
+      } catch (error) {
+        release(dir);
+        throw error;
       }
-      const saveFirst = durable && start === undefined;
-      if (!start) {
-        const from = spec.from ?? 'latest';
-        if (from === 'latest') start = { seq: (await logs.head(spec.segment, 'share')) + 1, index: 0 };
-        else if (from === 'earliest') start = { seq: await logs.earliest(spec.segment, 'share'), index: 0 };
-        else if (from instanceof Date) {
-          fromDate = from;
-          start = await positionAt(ctx, spec.segment, from);
-        } else start = cursorFrom!;
-      }
-      checkOpen();
-      const subscription = new ShareSubscription(ctx, handler as Handler, spec, name, durable, start, done, fromDate, (s) =>
-        subscriptions.delete(s),
-      );
       subscriptions.add(subscription);
       retention?.track(spec.segment, 'share');
-      await subscription.start(saveFirst);
+      try {
+        await subscription.start(saveFirst);
+      } catch (error) {
+        // Not started (its first cursor could not be saved): close it, so it holds nothing.
+        await subscription.close().catch(() => undefined);
+        throw error;
+      }
       return subscription;
     },
 
@@ -212,6 +262,34 @@ export function createS3Driver(options: S3DriverOptions): Driver {
       const checked = prepareDeadLetterTarget(DRIVER_NAME, target);
       await ready();
       return deadLetters.redrive(ctx, keys.deadLetters(checked.segment, checked), ownerDirOf(checked), redriveOptions?.ids);
+    },
+
+    async unregister(target: DeadLetterTarget): Promise<UnregisterResult> {
+      checkOpen();
+      const checked = prepareDeadLetterTarget(DRIVER_NAME, target);
+      const dir = ownerDirOf(checked);
+      const what =
+        checked.kind !== undefined
+          ? `kind "${checked.kind}" of segment "${checked.segment}": a worker of it is open in this driver`
+          : `subscription "${checked.subscription}" of segment "${checked.segment}": it is open in this driver`;
+      // One removal of a target at a time; consumers of it that open meanwhile wait for it (`opening`).
+      for (let pending = removing.get(dir); pending; pending = removing.get(dir)) await pending.catch(() => undefined);
+      checkOpen();
+      if (users.has(dir)) {
+        throw new TopologyError({ driver: DRIVER_NAME, resource: dir, message: `cannot unregister ${what}; close it first` });
+      }
+      const removal = (async () => {
+        await ready();
+        return checked.kind !== undefined
+          ? unregisterKind(ctx, checked.segment, checked.kind)
+          : unregisterSubscription(ctx, checked.segment, checked.subscription);
+      })();
+      removing.set(dir, removal);
+      try {
+        return await removal;
+      } finally {
+        removing.delete(dir);
+      }
     },
 
     async close(): Promise<void> {

@@ -98,8 +98,9 @@ export class Retention {
 
   /**
    * Every task log object below this number is done for every registered kind: the lowest of
-   * `max(registration, watermark)` over the kinds. With no kind registered, no one would ever
-   * receive a task (a kind starts at the head when it registers), so age alone decides.
+   * `max(registration, watermark)` over the kinds that have a `registration.json`. With no kind
+   * registered, no one would ever receive a task (a kind starts at the head when it registers), so
+   * age alone decides.
    */
   private async finishedBelow(segment: string): Promise<number> {
     const dirs = await this.ctx.store.listDirs(this.ctx.keys.kindsDir(segment));
@@ -109,7 +110,10 @@ export class Retention {
           this.ctx.store.getJson<Registration>(`${dir}registration.json`),
           this.ctx.store.getJson<{ seq?: number }>(`${dir}watermark.json`),
         ]);
-        return Math.max(registration?.seq ?? 0, watermark?.seq ?? 0);
+        // No registration: not a registered kind (`unregister` deletes it first; what an interrupted
+        // removal, or a worker of another process that missed it, leaves behind keeps nothing).
+        if (!registration) return Number.POSITIVE_INFINITY;
+        return Math.max(registration.seq, watermark?.seq ?? 0);
       }),
     );
     return Math.min(Number.POSITIVE_INFINITY, ...marks);

@@ -3,6 +3,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
@@ -157,6 +158,17 @@ export class Store {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), this.signal());
       const text = (await out.Body?.transformToString('utf8')) ?? '';
       return { text, metadata: out.Metadata ?? {} };
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw this.toError(error, `read ${key}`);
+    }
+  }
+
+  /** The metadata of `key` without its body (HEAD); undefined when it does not exist. */
+  async head(key: string): Promise<Record<string, string> | undefined> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), this.signal());
+      return out.Metadata ?? {};
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw this.toError(error, `read ${key}`);

@@ -28,6 +28,9 @@ interface HeldClaim {
   pending: number;
 }
 
+/** Longest pause between two scans of a worker, whatever its lease: it rewrites its presence at least this often. */
+export const MAX_SCAN_EVERY_MS = 10_000;
+
 const CLAIM_NAME = /(\d{16})-(\d{8})-(\d{6})\.json$/;
 const DONE_NAME = /(\d{16})-(\d{8})-(\d{8})$/;
 
@@ -40,6 +43,18 @@ export async function register(ctx: Context, segment: string, kind: string): Pro
   const result = await ctx.store.create(key, JSON.stringify(mine));
   if (result.created) return mine;
   return (await ctx.store.getJson<Registration>(key)) ?? mine;
+}
+
+/**
+ * Writes `workers/<owner>`: the presence of a live worker of this driver instance, rewritten every
+ * half lease (at most every 10 s). Other processes count live workers from it, and `unregister`
+ * refuses to remove a kind while one is fresh.
+ */
+export async function announceWorker(ctx: Context, segment: string, kind: string, prefetch: number): Promise<void> {
+  await ctx.store.put(
+    `${ctx.keys.workers(segment, kind)}${ctx.owner}`,
+    JSON.stringify({ owner: ctx.owner, prefetch, at: new Date().toISOString() }),
+  );
 }
 
 /**
@@ -112,7 +127,7 @@ export class TaskWorker implements Subscription {
 
   /** Expired leases are looked for every half lease (so a dead worker's tasks move within 1.5 leases). */
   private get scanEvery(): number {
-    return Math.min(10_000, Math.max(250, Math.floor(this.ctx.options.leaseMs / 2)));
+    return Math.min(MAX_SCAN_EVERY_MS, Math.max(250, Math.floor(this.ctx.options.leaseMs / 2)));
   }
 
   /** The retry area is listed this often, and at the due time of every retry this worker wrote. */
@@ -355,11 +370,7 @@ export class TaskWorker implements Subscription {
    */
   /** Writes this worker's presence and counts the live workers of the kind. */
   private async heartbeat(): Promise<void> {
-    const dir = this.ctx.keys.workers(this.spec.segment, this.spec.kind);
-    await this.ctx.store.put(
-      `${dir}${this.ctx.owner}`,
-      JSON.stringify({ owner: this.ctx.owner, prefetch: this.spec.prefetch, at: new Date().toISOString() }),
-    );
+    await announceWorker(this.ctx, this.spec.segment, this.spec.kind, this.spec.prefetch);
     await this.countWorkers();
   }
 
