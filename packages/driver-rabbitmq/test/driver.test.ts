@@ -26,12 +26,11 @@ import {
   shareQueue,
   taskExchange,
 } from '@mq-drivers/rabbitmq';
-import amqplib, { type Channel, type ChannelModel } from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { brokerSkipReason, segment, until } from './helpers.js';
+import amqplib from 'amqplib';
+import { describe, expect, it } from 'vitest';
+import { brokerBench, brokerSkipReason, FAST, segment, until } from './helpers.js';
 
 const skipReason = await brokerSkipReason();
-const FAST = { redeliveryBackoff: { baseMs: 20, maxMs: 200 }, reconnectBackoff: { baseMs: 50, maxMs: 1_000 } } as const;
 
 describe('options (no broker needed)', () => {
   it('validates at construction and names the bad option', () => {
@@ -110,30 +109,7 @@ describe('options (no broker needed)', () => {
 describe.skipIf(skipReason !== undefined)(
   `rabbitmq driver on a real broker${skipReason ? ` [skipped: ${skipReason}]` : ''}`,
   () => {
-    const drivers: Driver[] = [];
-    let raw: ChannelModel;
-
-    function make(options: Partial<RabbitMqDriverOptions> = {}): Driver {
-      const driver = createRabbitMqDriver({ url: testRabbitMqUrl, ...FAST, onError: () => {}, ...options });
-      drivers.push(driver);
-      return driver;
-    }
-
-    /** A raw amqplib channel; a channel error (404/406) closes only it. */
-    async function rawChannel(): Promise<Channel> {
-      const channel = await raw.createChannel();
-      channel.on('error', () => {});
-      return channel;
-    }
-
-    beforeAll(async () => {
-      raw = await amqplib.connect(testRabbitMqUrl);
-      raw.on('error', () => {});
-    });
-    afterAll(async () => {
-      await Promise.all(drivers.map((driver) => driver.close()));
-      await raw.close().catch(() => {});
-    });
+    const { make, rawChannel, track } = brokerBench();
 
     it('declares the documented topology (same arguments as TOPOLOGY.md, so redeclaring matches)', async () => {
       const seg = segment('topo');
@@ -431,8 +407,7 @@ describe.skipIf(skipReason !== undefined)(
 
     it('core connect() opens it by URL once registered', async () => {
       registerDriver(definition);
-      const driver = await coreConnect(testRabbitMqUrl, { publishTimeoutMs: 5_000 });
-      drivers.push(driver);
+      const driver = track(await coreConnect(testRabbitMqUrl, { publishTimeoutMs: 5_000 }));
       expect(driver.name).toBe('rabbitmq');
       const seg = segment('connect');
       await driver.taskPublish({}, { segment: seg });

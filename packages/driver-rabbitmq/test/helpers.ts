@@ -2,6 +2,10 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { serviceSkipReason, testRabbitMqUrl } from '@mq-drivers/conformance/services';
+import type { Driver } from '@mq-drivers/core';
+import { createRabbitMqDriver, type RabbitMqDriverOptions } from '@mq-drivers/rabbitmq';
+import amqplib, { type Channel, type ChannelModel } from 'amqplib';
+import { afterAll, beforeAll } from 'vitest';
 
 const exec = promisify(execFile);
 
@@ -58,4 +62,44 @@ export async function until(condition: () => boolean, describe: () => string, ti
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Fast retries and reconnects for tests. */
+export const FAST = { redeliveryBackoff: { baseMs: 20, maxMs: 200 }, reconnectBackoff: { baseMs: 50, maxMs: 1_000 } } as const;
+
+/**
+ * Inside one `describe`: drivers on the test broker (closed after the suite) and a raw amqplib
+ * connection to look at the broker as another client would.
+ */
+export function brokerBench() {
+  const drivers: Driver[] = [];
+  let raw: ChannelModel | undefined;
+  beforeAll(async () => {
+    raw = await amqplib.connect(testRabbitMqUrl);
+    raw.on('error', () => {});
+  });
+  afterAll(async () => {
+    await Promise.all(drivers.map((driver) => driver.close()));
+    await raw?.close().catch(() => {});
+  });
+  return {
+    /** Closes `driver` after the suite too. */
+    track<D extends Driver>(driver: D): D {
+      drivers.push(driver);
+      return driver;
+    },
+    /** A driver with fast retries that swallows onError, closed after the suite. */
+    make(options: Partial<RabbitMqDriverOptions> = {}): Driver {
+      const driver = createRabbitMqDriver({ url: testRabbitMqUrl, ...FAST, onError: () => {}, ...options });
+      drivers.push(driver);
+      return driver;
+    },
+    /** A raw amqplib channel; a channel error (404/406) closes only it. */
+    async rawChannel(): Promise<Channel> {
+      if (!raw) throw new Error('brokerBench: the raw connection opens in beforeAll');
+      const channel = await raw.createChannel();
+      channel.on('error', () => {});
+      return channel;
+    },
+  };
 }

@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { describeIdDiff, testRabbitMqUrl } from '@mq-drivers/conformance/services';
-import { type Driver, DriverClosedError, InvalidArgumentError, type Message, TopologyError } from '@mq-drivers/core';
-import {
-  createRabbitMqDriver,
-  delayBucket,
-  kindDeadQueue,
-  kindQueue,
-  type RabbitMqDriverOptions,
-  shareDeadQueue,
-  shareQueue,
-} from '@mq-drivers/rabbitmq';
-import amqplib, { type ChannelModel } from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { brokerSkipReason, segment, until } from './helpers.js';
+import { describeIdDiff } from '@mq-drivers/conformance/services';
+import { DriverClosedError, InvalidArgumentError, type Message, TopologyError } from '@mq-drivers/core';
+import { delayBucket, kindDeadQueue, kindQueue, shareDeadQueue, shareQueue } from '@mq-drivers/rabbitmq';
+import { describe, expect, it } from 'vitest';
+import { brokerBench, brokerSkipReason, segment, until } from './helpers.js';
 
 const skipReason = await brokerSkipReason();
 /** {@link until} for a condition that must ask the broker. */
@@ -24,24 +15,14 @@ async function untilAsync(condition: () => Promise<boolean>, describe: () => str
   }
 }
 
-const FAST = { redeliveryBackoff: { baseMs: 20, maxMs: 200 }, reconnectBackoff: { baseMs: 50, maxMs: 1_000 } } as const;
-
 describe.skipIf(skipReason !== undefined)(
   `rabbitmq unregister on a real broker${skipReason ? ` [skipped: ${skipReason}]` : ''}`,
   () => {
-    const drivers: Driver[] = [];
-    let raw: ChannelModel;
-
-    function make(options: Partial<RabbitMqDriverOptions> = {}): Driver {
-      const driver = createRabbitMqDriver({ url: testRabbitMqUrl, ...FAST, onError: () => {}, ...options });
-      drivers.push(driver);
-      return driver;
-    }
+    const { make, rawChannel } = brokerBench();
 
     /** Whether a queue exists, asked on a raw channel of its own (a 404 closes it). */
     async function queueExists(name: string): Promise<boolean> {
-      const channel = await raw.createChannel();
-      channel.on('error', () => {});
+      const channel = await rawChannel();
       try {
         await channel.checkQueue(name);
         await channel.close();
@@ -54,8 +35,7 @@ describe.skipIf(skipReason !== undefined)(
 
     /** Ready messages in a queue (0 when it does not exist). */
     async function depth(name: string): Promise<number> {
-      const channel = await raw.createChannel();
-      channel.on('error', () => {});
+      const channel = await rawChannel();
       try {
         const { messageCount } = await channel.checkQueue(name);
         await channel.close();
@@ -70,15 +50,6 @@ describe.skipIf(skipReason !== undefined)(
       const got: Message[] = [];
       return { got, handler: (m: Message) => void got.push(m), ids: () => got.map((m) => m.id) };
     }
-
-    beforeAll(async () => {
-      raw = await amqplib.connect(testRabbitMqUrl);
-      raw.on('error', () => {});
-    });
-    afterAll(async () => {
-      await Promise.all(drivers.map((driver) => driver.close()));
-      await raw.close().catch(() => {});
-    });
 
     it('removes a kind: waiting tasks and dead letters go, other kinds keep everything, a later worker starts afresh', async () => {
       const seg = segment('unreg-kind');

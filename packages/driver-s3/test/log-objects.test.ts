@@ -1,8 +1,7 @@
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { testS3 } from '@mq-drivers/conformance/services';
-import type { Driver } from '@mq-drivers/core';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { newDriver, s3Unavailable, segmentName } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { bucketBench, s3Unavailable, segmentName } from './helpers.js';
 
 // The log objects as another S3 client sees them: records in the format LAYOUT.md documents, and
 // group commit counted in objects (one PUT each): a burst shares one object, batches never exceed
@@ -11,22 +10,7 @@ const unavailable = await s3Unavailable();
 const PREFIX = 'driver-s3-batching';
 
 describe.skipIf(unavailable !== undefined)(`s3 publish batching${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
-  const client = new S3Client({
-    endpoint: testS3.endpoint,
-    region: testS3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: testS3.accessKeyId, secretAccessKey: testS3.secretAccessKey },
-  });
-  const drivers: Driver[] = [];
-  const open = (extra = {}) => {
-    const driver = newDriver({ prefix: PREFIX, ...extra });
-    drivers.push(driver);
-    return driver;
-  };
-  afterEach(async () => {
-    await Promise.all(drivers.splice(0).map((driver) => driver.close()));
-  });
-  afterAll(() => client.destroy());
+  const { client, open } = bucketBench(PREFIX);
 
   /** The log objects of a segment (keys in order), each with its metadata and JSON Lines records. */
   async function readLog(segment: string, type: 'shares' | 'tasks' = 'shares') {

@@ -1,9 +1,18 @@
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { testS3 } from '@mq-drivers/conformance/services';
-import { type Driver, InvalidArgumentError, type Message, type MqError } from '@mq-drivers/core';
+import { InvalidArgumentError, type MqError } from '@mq-drivers/core';
 import { createS3Driver, driver as s3Definition } from '@mq-drivers/s3';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { newDriver, s3Unavailable, segmentName, testOptions, waitFor, waitForAsync } from './helpers.js';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  bodyN,
+  bucketBench,
+  s3Unavailable,
+  segmentName,
+  tasksPinnedBySlowKind,
+  testOptions,
+  waitFor,
+  waitForAsync,
+} from './helpers.js';
 
 // Retention against a real endpoint: what a sweep deletes (old objects, never a log's highest
 // number, never a task some kind has not finished), and how readers get past deleted numbers.
@@ -13,8 +22,6 @@ const PREFIX = 'driver-s3-retention';
 /** Short enough to keep the tests quick (a sweep every 750 ms), long enough for readers to keep up. */
 const RETENTION_MS = 1500;
 const TIMEOUT_MS = 20_000;
-
-const n = (m: Message): number => (m.body as { n: number }).n;
 
 describe('s3 retention options', () => {
   it.each([0, -1, 999, Number.NaN, Number.POSITIVE_INFINITY, '5000'])('rejects retentionMs %s, naming it', (value) => {
@@ -45,41 +52,8 @@ describe('s3 retention options', () => {
 });
 
 describe.skipIf(unavailable !== undefined)(`s3 retention${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
-  const client = new S3Client({
-    endpoint: testS3.endpoint,
-    region: testS3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: testS3.accessKeyId, secretAccessKey: testS3.secretAccessKey },
-  });
-  const drivers: Driver[] = [];
-  const open = (extra = {}) => {
-    const driver = newDriver({ prefix: PREFIX, ...extra });
-    drivers.push(driver);
-    return driver;
-  };
-  afterEach(async () => {
-    await Promise.all(drivers.splice(0).map((driver) => driver.close()));
-  });
-  afterAll(() => client.destroy());
-
-  /** The numbers of the log objects stored now, in order. */
-  async function stored(segment: string, type: 'shares' | 'tasks'): Promise<number[]> {
-    const listed = await client.send(
-      new ListObjectsV2Command({ Bucket: testS3.bucket, Prefix: `${PREFIX}/${segment}/${type}/log/` }),
-    );
-    return (listed.Contents ?? []).map((object) => Number(/(\d{16})\.jsonl$/.exec(object.Key!)![1])).sort((a, b) => a - b);
-  }
-
-  async function watermark(segment: string, kind: string): Promise<number> {
-    try {
-      const object = await client.send(
-        new GetObjectCommand({ Bucket: testS3.bucket, Key: `${PREFIX}/${segment}/tasks/kinds/${kind}/watermark.json` }),
-      );
-      return (JSON.parse(await object.Body!.transformToString()) as { seq: number }).seq;
-    } catch {
-      return 0;
-    }
-  }
+  const bench = bucketBench(PREFIX);
+  const { client, open, logNumbers: stored, watermark } = bench;
 
   /** Waits until exactly `expected` log objects are stored. */
   async function waitStored(segment: string, type: 'shares' | 'tasks', expected: number[]): Promise<void> {
@@ -109,8 +83,8 @@ describe.skipIf(unavailable !== undefined)(`s3 retention${unavailable ? ` (skipp
     const reader = open({ onError: (error: MqError) => errors.push(error) });
     const earliest: number[] = [];
     const fromCursor: number[] = [];
-    await reader.shareConsume((m) => void earliest.push(n(m)), { segment, topics: ['#'], from: 'earliest' });
-    const old = await reader.shareConsume((m) => void fromCursor.push(n(m)), {
+    await reader.shareConsume((m) => void earliest.push(bodyN(m)), { segment, topics: ['#'], from: 'earliest' });
+    const old = await reader.shareConsume((m) => void fromCursor.push(bodyN(m)), {
       segment,
       topics: ['#'],
       from: { cursor: '1:0' },
@@ -168,7 +142,7 @@ describe.skipIf(unavailable !== undefined)(`s3 retention${unavailable ? ` (skipp
     const consumer = { onError: (error: MqError) => errors.push(error) };
     const got: number[] = [];
     const options = { segment, topics: ['#'], name: 'audit' };
-    const first = await open(consumer).shareConsume((m) => void got.push(n(m)), options);
+    const first = await open(consumer).shareConsume((m) => void got.push(bodyN(m)), options);
     for (let i = 1; i <= 2; i++) await producer.sharePublish({ n: i }, { segment, topic: 'a.b' });
     await waitFor(
       () => got.length >= 2,
@@ -179,7 +153,7 @@ describe.skipIf(unavailable !== undefined)(`s3 retention${unavailable ? ` (skipp
     for (let i = 3; i <= 5; i++) await producer.sharePublish({ n: i }, { segment, topic: 'a.b' });
     await waitStored(segment, 'shares', [5]);
 
-    await open(consumer).shareConsume((m) => void got.push(n(m)), options);
+    await open(consumer).shareConsume((m) => void got.push(bodyN(m)), options);
     await waitFor(
       () => got.length >= 3,
       TIMEOUT_MS,
@@ -200,26 +174,11 @@ describe.skipIf(unavailable !== undefined)(`s3 retention${unavailable ? ` (skipp
 
   it('keeps task log objects a registered kind has not finished, however old; deletes them once it has', async () => {
     const segment = segmentName('ret-tasks');
-    const producer = open({ retentionMs: RETENTION_MS });
-    // Kind "slow" is registered, but no worker runs; kind "fast" works right away.
-    await (await open().taskConsume(() => undefined, { segment, topic: 'slow' })).close();
-    const fast: number[] = [];
-    await open().taskConsume((m) => void fast.push(n(m)), { segment, topic: 'fast' });
-    for (let i = 1; i <= 4; i++) await producer.taskPublish({ n: i }, { segment });
-    await waitForAsync(
-      async () => fast.length === 4 && (await watermark(segment, 'fast')) === 5,
-      TIMEOUT_MS,
-      async () => `fast got [${fast}], watermark ${await watermark(segment, 'fast')}`,
-    );
-    // Share log objects written after the tasks: once a sweep deleted one, the task objects were
-    // older than the retention in that same sweep (one cutoff per sweep, task log first).
-    await producer.sharePublish({ n: 1 }, { segment, topic: 'sentinel' });
-    await producer.sharePublish({ n: 2 }, { segment, topic: 'sentinel' });
-    await waitStored(segment, 'shares', [2]);
+    const { fast } = await tasksPinnedBySlowKind(bench, segment, RETENTION_MS, TIMEOUT_MS);
     expect(await stored(segment, 'tasks')).toEqual([1, 2, 3, 4]);
 
     const slow: number[] = [];
-    await open().taskConsume((m) => void slow.push(n(m)), { segment, topic: 'slow' });
+    await open().taskConsume((m) => void slow.push(bodyN(m)), { segment, topic: 'slow' });
     await waitFor(
       () => slow.length >= 4,
       TIMEOUT_MS,
@@ -234,7 +193,7 @@ describe.skipIf(unavailable !== undefined)(`s3 retention${unavailable ? ` (skipp
     const segment = segmentName('ret-worker');
     const producer = open({ retentionMs: RETENTION_MS });
     const got: number[] = [];
-    const first = await open().taskConsume((m) => void got.push(n(m)), { segment, topic: 'k' });
+    const first = await open().taskConsume((m) => void got.push(bodyN(m)), { segment, topic: 'k' });
     for (let i = 1; i <= 4; i++) await producer.taskPublish({ n: i }, { segment });
     await waitForAsync(
       async () => got.length === 4 && (await watermark(segment, 'k')) === 5,
@@ -252,7 +211,7 @@ describe.skipIf(unavailable !== undefined)(`s3 retention${unavailable ? ` (skipp
         Body: JSON.stringify({ seq: 1 }),
       }),
     );
-    await open().taskConsume((m) => void got.push(n(m)), { segment, topic: 'k' });
+    await open().taskConsume((m) => void got.push(bodyN(m)), { segment, topic: 'k' });
     await producer.taskPublish({ n: 5 }, { segment });
     await waitFor(
       () => got.length >= 5,

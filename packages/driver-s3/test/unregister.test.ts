@@ -1,16 +1,15 @@
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describeIdDiff, testS3 } from '@mq-drivers/conformance/services';
 import {
   type DeadLetterTarget,
   type Driver,
   DriverClosedError,
   InvalidArgumentError,
-  type Message,
   TopologyError,
   type UnregisterResult,
 } from '@mq-drivers/core';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { newDriver, s3Unavailable, segmentName, waitFor, waitForAsync } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { bodyN, bucketBench, s3Unavailable, segmentName, tasksPinnedBySlowKind, waitFor, waitForAsync } from './helpers.js';
 
 // `unregister` against a real endpoint: what it deletes (checked with a plain S3 client, as another
 // tool would see the bucket), when it refuses, and what a consumer that starts later gets.
@@ -19,48 +18,11 @@ const PREFIX = 'driver-s3-unregister';
 const RETENTION_MS = 1500;
 const TIMEOUT_MS = 20_000;
 
-const n = (m: Message): number => (m.body as { n: number }).n;
-
 describe.skipIf(unavailable !== undefined)(`s3 unregister${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
-  const client = new S3Client({
-    endpoint: testS3.endpoint,
-    region: testS3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: testS3.accessKeyId, secretAccessKey: testS3.secretAccessKey },
-  });
-  const drivers: Driver[] = [];
-  const open = (extra = {}) => {
-    const driver = newDriver({ prefix: PREFIX, ...extra });
-    drivers.push(driver);
-    return driver;
-  };
-  afterEach(async () => {
-    await Promise.all(drivers.splice(0).map((driver) => driver.close()));
-  });
-  afterAll(() => client.destroy());
-
-  /** Every key under `<prefix>/<segment>/<path>`, relative to it. */
-  async function keys(segment: string, path: string): Promise<string[]> {
-    const prefix = `${PREFIX}/${segment}/${path}`;
-    const listed = await client.send(new ListObjectsV2Command({ Bucket: testS3.bucket, Prefix: prefix }));
-    return (listed.Contents ?? []).map((object) => object.Key!.slice(prefix.length)).sort();
-  }
-
+  const bench = bucketBench(PREFIX);
+  const { client, open, keys, logNumbers, watermark } = bench;
   /** Task log numbers stored now, in order. */
-  async function stored(segment: string): Promise<number[]> {
-    return (await keys(segment, 'tasks/log/')).map((key) => Number(/^(\d{16})\.jsonl$/.exec(key)![1]));
-  }
-
-  async function watermark(segment: string, kind: string): Promise<number> {
-    try {
-      const object = await client.send(
-        new GetObjectCommand({ Bucket: testS3.bucket, Key: `${PREFIX}/${segment}/tasks/kinds/${kind}/watermark.json` }),
-      );
-      return (JSON.parse(await object.Body!.transformToString()) as { seq: number }).seq;
-    } catch {
-      return 0;
-    }
-  }
+  const stored = (segment: string) => logNumbers(segment, 'tasks');
 
   async function rejection(call: () => Promise<unknown>): Promise<unknown> {
     try {
@@ -198,7 +160,7 @@ describe.skipIf(unavailable !== undefined)(`s3 unregister${unavailable ? ` (skip
     const got: number[] = [];
     const consumer = open();
     const first = await consumer.shareConsume((m) => {
-      got.push(n(m));
+      got.push(bodyN(m));
       if ((m.body as { fail?: boolean }).fail) throw new Error('planned failure');
     }, options);
     await producer.sharePublish({ n: 1 }, { segment, topic: 'audit.a' });
@@ -226,7 +188,7 @@ describe.skipIf(unavailable !== undefined)(`s3 unregister${unavailable ? ` (skip
     expect(await producer.listDeadLetters({ segment, subscription: 'audit' })).toEqual([]);
 
     const again: number[] = [];
-    await open().shareConsume((m) => void again.push(n(m)), options);
+    await open().shareConsume((m) => void again.push(bodyN(m)), options);
     for (let i = 6; i <= 7; i++) await producer.sharePublish({ n: i }, { segment, topic: 'audit.a' });
     await waitFor(
       () => again.includes(7),
@@ -259,26 +221,7 @@ describe.skipIf(unavailable !== undefined)(`s3 unregister${unavailable ? ` (skip
 
   it('with retentionMs, a removed kind no longer keeps task log objects', async () => {
     const segment = segmentName('unreg-ret');
-    const producer = open({ retentionMs: RETENTION_MS });
-    // Kind "slow" is registered, but no worker runs; kind "fast" works right away.
-    await (await open().taskConsume(() => undefined, { segment, topic: 'slow' })).close();
-    const fast: number[] = [];
-    await open().taskConsume((m) => void fast.push(n(m)), { segment, topic: 'fast' });
-    for (let i = 1; i <= 4; i++) await producer.taskPublish({ n: i }, { segment });
-    await waitForAsync(
-      async () => fast.length === 4 && (await watermark(segment, 'fast')) === 5,
-      TIMEOUT_MS,
-      async () => `fast got [${fast}], watermark ${await watermark(segment, 'fast')}`,
-    );
-    // Once a sweep deleted a share object written after the tasks, the task objects were old in that
-    // sweep too (one cutoff per sweep): "slow" kept them.
-    await producer.sharePublish({ n: 1 }, { segment, topic: 'sentinel' });
-    await producer.sharePublish({ n: 2 }, { segment, topic: 'sentinel' });
-    await waitForAsync(
-      async () => (await keys(segment, 'shares/log/')).length === 1,
-      TIMEOUT_MS,
-      async () => `share log objects: ${await keys(segment, 'shares/log/')}`,
-    );
+    const { producer, fast } = await tasksPinnedBySlowKind(bench, segment, RETENTION_MS, TIMEOUT_MS);
     expect(await stored(segment)).toEqual([1, 2, 3, 4]);
 
     // What an interrupted unregister (registration deleted first) leaves: a kind folder without
