@@ -24,6 +24,7 @@ async function loadSdk() {
   try {
     return await import('@aws-sdk/client-s3');
   } catch (err) {
+    // biome-ignore lint/suspicious/noUndeclaredEnvVars: a standalone probe script, not a turbo task
     const dir = process.env.MQ_AWS_SDK_DIR;
     if (!dir) throw err;
     const req = createRequire(path.join(path.resolve(dir), 'package.json'));

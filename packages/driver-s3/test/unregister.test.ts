@@ -20,7 +20,7 @@ const TIMEOUT_MS = 20_000;
 
 describe.skipIf(unavailable !== undefined)(`s3 unregister${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
   const bench = bucketBench(PREFIX);
-  const { client, open, keys, logNumbers, watermark } = bench;
+  const { client, open, keys, logNumbers } = bench;
   /** Task log numbers stored now, in order. */
   const stored = (segment: string) => logNumbers(segment, 'tasks');
 
