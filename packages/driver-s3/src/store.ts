@@ -5,6 +5,8 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  type ListObjectsV2CommandInput,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -204,51 +206,63 @@ export class Store {
   ): Promise<ListedObject[]> {
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     const found: ListedObject[] = [];
-    let token: string | undefined;
     let stop = false;
-    do {
-      try {
-        const out = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: prefix,
-            StartAfter: token ? undefined : options.startAfter,
-            ContinuationToken: token,
-            MaxKeys: Math.min(1000, limit - found.length),
-          }),
-          this.signal(),
-        );
+    await this.pages(
+      prefix,
+      (token) => ({
+        StartAfter: token ? undefined : options.startAfter,
+        MaxKeys: Math.min(1000, limit - found.length),
+      }),
+      (out) => {
         for (const entry of out.Contents ?? []) {
           if (entry.Key === undefined) continue;
           const listed = { key: entry.Key, lastModified: entry.LastModified };
           found.push(listed);
           if (options.until?.(listed)) stop = true;
         }
-        token = out.IsTruncated ? out.NextContinuationToken : undefined;
-      } catch (error) {
-        throw this.toError(error, `list ${prefix}`);
-      }
-    } while (token && found.length < limit && !stop);
+        return found.length < limit && !stop;
+      },
+    );
     return found;
   }
 
   /** The "folders" right under `prefix` (keys grouped at the next `/`), each ending with `/`. */
   async listDirs(prefix: string): Promise<string[]> {
     const found: string[] = [];
+    await this.pages(
+      prefix,
+      () => ({ Delimiter: '/' }),
+      (out) => {
+        for (const entry of out.CommonPrefixes ?? []) if (entry.Prefix !== undefined) found.push(entry.Prefix);
+        return true;
+      },
+    );
+    return found;
+  }
+
+  /**
+   * ListObjectsV2 under `prefix`, page after page, while there are more and `page` returns true.
+   * `input` adds the page's own parameters (it gets the continuation token, none for the first).
+   */
+  private async pages(
+    prefix: string,
+    input: (token: string | undefined) => Partial<ListObjectsV2CommandInput>,
+    page: (out: ListObjectsV2CommandOutput) => boolean,
+  ): Promise<void> {
     let token: string | undefined;
     do {
+      let out: ListObjectsV2CommandOutput;
       try {
-        const out = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+        out = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token, ...input(token) }),
           this.signal(),
         );
-        for (const entry of out.CommonPrefixes ?? []) if (entry.Prefix !== undefined) found.push(entry.Prefix);
-        token = out.IsTruncated ? out.NextContinuationToken : undefined;
       } catch (error) {
         throw this.toError(error, `list ${prefix}`);
       }
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      if (!page(out)) return;
     } while (token);
-    return found;
   }
 
   /** Checks the bucket exists; creates it when asked to. */

@@ -32,7 +32,8 @@ interface HeldClaim {
 export const MAX_SCAN_EVERY_MS = 10_000;
 
 const CLAIM_NAME = /(\d{16})-(\d{8})-(\d{6})\.json$/;
-const DONE_NAME = /(\d{16})-(\d{8})-(\d{8})$/;
+/** `done/<seq>-<start>-<end>`: every message of that range is resolved. */
+export const DONE_NAME = /(\d{16})-(\d{8})-(\d{8})$/;
 
 /** Registers a kind on a segment (first registration wins) and returns its registration. */
 export async function register(ctx: Context, segment: string, kind: string): Promise<Registration> {

@@ -3,13 +3,12 @@ import { TopologyError, type UnregisterResult } from '@mq-drivers/core';
 import type { Context } from './context.js';
 import { DRIVER_NAME } from './options.js';
 import type { ListedObject } from './store.js';
-import { MAX_SCAN_EVERY_MS, type Registration } from './tasks.js';
+import { DONE_NAME, MAX_SCAN_EVERY_MS, type Registration } from './tasks.js';
 
 /** Deletes in flight at once. */
 const DELETE_CONCURRENCY = 16;
 /** `dropped` is counted (one HEAD per log object) only when the kind is at most this many log objects behind. */
 const MAX_COUNTED_OBJECTS = 100;
-const DONE_NAME = /(\d{16})-(\d{8})-(\d{8})$/;
 
 /**
  * How long a worker's presence counts as live: a lease (workers rewrite it every half lease), and at
