@@ -19,86 +19,91 @@ describe.skipIf(why !== undefined)(`rabbitmq prefetch across reconnects${why ? `
     await Promise.all(drivers.map((d) => d.close()));
   });
 
-  it('concurrency never exceeds prefetch, and one message never runs twice at once, across two connection losses', async () => {
-    const seg = segment('prefetch-rc');
-    const PREFETCH = 5;
-    const TASKS = 20;
-    const HANDLER_MS = 2_500;
-    const producer = createRabbitMqDriver({ url, ...FAST, onError: () => {} });
-    drivers.push(producer);
-    const lost: MqError[] = [];
-    const worker = createRabbitMqDriver({
-      url,
-      ...FAST,
-      connectionName: 'prefetch-reconnect worker',
-      onError: (error) => {
-        if (/lost/.test(error.message)) lost.push(error);
-      },
-    });
-    drivers.push(worker);
+  it.each(['classic', 'quorum'] as const)(
+    'concurrency never exceeds prefetch, and one message never runs twice at once, across two connection losses (%s queue)',
+    async (queueType) => {
+      const seg = segment(`prefetch-rc-${queueType}`);
+      const PREFETCH = 5;
+      const TASKS = 20;
+      const HANDLER_MS = 2_500;
+      const producer = createRabbitMqDriver({ url, ...FAST, onError: () => {} });
+      drivers.push(producer);
+      const lost: MqError[] = [];
+      const worker = createRabbitMqDriver({
+        url,
+        ...FAST,
+        queueType,
+        connectionName: 'prefetch-reconnect worker',
+        onError: (error) => {
+          if (/lost/.test(error.message)) lost.push(error);
+        },
+      });
+      drivers.push(worker);
 
-    let active = 0;
-    let maxActive = 0;
-    const activeIds = new Map<string, number>();
-    const overlaps: string[] = [];
-    const finished: string[] = [];
-    const runs: string[] = [];
-    const sub = await worker.taskConsume(
-      async (m: Message) => {
-        runs.push(m.id);
-        active++;
-        maxActive = Math.max(maxActive, active);
-        const same = (activeIds.get(m.id) ?? 0) + 1;
-        activeIds.set(m.id, same);
-        if (same > 1) overlaps.push(`${m.id} (attempt ${m.attempt}) x${same}`);
-        try {
-          await new Promise((resolve) => setTimeout(resolve, HANDLER_MS));
-        } finally {
-          active--;
-          activeIds.set(m.id, (activeIds.get(m.id) ?? 1) - 1);
-          finished.push(m.id);
-        }
-      },
-      { segment: seg, topic: 'slow', prefetch: PREFETCH, maxAttempts: 10 },
-    );
-    const ids: string[] = [];
-    for (let i = 0; i < TASKS; i++) ids.push((await producer.taskPublish({ i }, { segment: seg })).id);
+      let active = 0;
+      let maxActive = 0;
+      const activeIds = new Map<string, number>();
+      const overlaps: string[] = [];
+      const finished: string[] = [];
+      const runs: string[] = [];
+      const sub = await worker.taskConsume(
+        async (m: Message) => {
+          runs.push(m.id);
+          active++;
+          maxActive = Math.max(maxActive, active);
+          const same = (activeIds.get(m.id) ?? 0) + 1;
+          activeIds.set(m.id, same);
+          if (same > 1) overlaps.push(`${m.id} (attempt ${m.attempt}) x${same}`);
+          try {
+            await new Promise((resolve) => setTimeout(resolve, HANDLER_MS));
+          } finally {
+            active--;
+            activeIds.set(m.id, (activeIds.get(m.id) ?? 1) - 1);
+            finished.push(m.id);
+          }
+        },
+        { segment: seg, topic: 'slow', prefetch: PREFETCH, maxAttempts: 10 },
+      );
+      const ids: string[] = [];
+      for (let i = 0; i < TASKS; i++) ids.push((await producer.taskPublish({ i }, { segment: seg })).id);
 
-    await until(
-      () => active === PREFETCH,
-      () => `${active} handlers running, expected ${PREFETCH}`,
-    );
-    // Two connection losses about a second apart while the first handlers still run.
-    await rabbitmqctl('-q', 'close_all_connections', '-p', VHOST, 'test: first break');
-    await until(
-      () => lost.length >= 1,
-      () => 'the worker did not report the lost connection',
-    );
-    const secondBreakAt = Date.now() + 1_000;
-    await until(
-      () => Date.now() >= secondBreakAt,
-      () => 'pause between the breaks',
-      2_000,
-    );
-    await rabbitmqctl('-q', 'close_all_connections', '-p', VHOST, 'test: second break');
-    await until(
-      () => lost.length >= 2,
-      () => 'the worker did not report the second lost connection',
-    );
+      await until(
+        () => active === PREFETCH,
+        () => `${active} handlers running, expected ${PREFETCH}`,
+      );
+      // Two connection losses about a second apart while the first handlers still run.
+      await rabbitmqctl('-q', 'close_all_connections', '-p', VHOST, 'test: first break');
+      await until(
+        () => lost.length >= 1,
+        () => 'the worker did not report the lost connection',
+      );
+      const secondBreakAt = Date.now() + 1_000;
+      await until(
+        () => Date.now() >= secondBreakAt,
+        () => 'pause between the breaks',
+        2_000,
+      );
+      await rabbitmqctl('-q', 'close_all_connections', '-p', VHOST, 'test: second break');
+      await until(
+        () => lost.length >= 2,
+        () => 'the worker did not report the second lost connection',
+      );
 
-    await until(
-      () => ids.every((id) => finished.includes(id)),
-      () => `not every task finished: ${describeIdDiff(ids, finished)}; max concurrency ${maxActive}`,
-      60_000,
-    );
-    expect(overlaps, `messages running in two handlers at once: ${overlaps.join(', ')}`).toEqual([]);
-    expect(maxActive, `max concurrent handlers ${maxActive} > prefetch ${PREFETCH}`).toBeLessThanOrEqual(PREFETCH);
-    expect(
-      ids.filter((id) => !runs.includes(id)),
-      describeIdDiff(ids, runs),
-    ).toEqual([]);
-    await sub.close();
-  }, 120_000);
+      await until(
+        () => ids.every((id) => finished.includes(id)),
+        () => `not every task finished: ${describeIdDiff(ids, finished)}; max concurrency ${maxActive}`,
+        60_000,
+      );
+      expect(overlaps, `messages running in two handlers at once: ${overlaps.join(', ')}`).toEqual([]);
+      expect(maxActive, `max concurrent handlers ${maxActive} > prefetch ${PREFETCH}`).toBeLessThanOrEqual(PREFETCH);
+      expect(
+        ids.filter((id) => !runs.includes(id)),
+        describeIdDiff(ids, runs),
+      ).toEqual([]);
+      await sub.close();
+    },
+    120_000,
+  );
 
   it('a handler that outlives its channel settles the redelivered copy: success acknowledges it, failure counts an attempt', async () => {
     const seg = segment('outlive');
