@@ -49,6 +49,16 @@ async function exportParity(dir, manifest) {
   return problems;
 }
 
+// `engines.node` is written once (the root's) and every package says the same; CI (.ci/run,
+// which exports MQ_NODE_LINES) tests exactly the lines from its minimum up.
+const rootManifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const engines = rootManifest.engines.node;
+const lowest = Number(/^>=(\d+)$/.exec(engines)?.[1]);
+if (process.env.MQ_NODE_LINES) {
+  const lines = process.env.MQ_NODE_LINES.split(' ').map(Number);
+  report(Math.min(...lines) === lowest, `CI Node lines ${lines.join(', ')} start at engines ${engines}`);
+}
+
 const published = new Set();
 for (const dir of readdirSync(packagesDir).sort()) {
   const packageDir = join(packagesDir, dir);
@@ -66,6 +76,11 @@ for (const dir of readdirSync(packagesDir).sort()) {
       report(false, `${tool} ${manifest.name}`, `${error.stdout ?? ''}${error.stderr ?? ''}`);
     }
   }
+  report(
+    manifest.engines?.node === engines,
+    `engines ${manifest.name}`,
+    `says ${manifest.engines?.node}; the root says ${engines}`,
+  );
   const parity = await exportParity(packageDir, manifest);
   report(parity.length === 0, `esm/cjs exports ${manifest.name}`, parity.join('\n'));
   let license = '';

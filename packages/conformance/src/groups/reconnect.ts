@@ -144,11 +144,14 @@ export const reconnectCases: CaseDefinition[] = [
       const failures: string[] = [];
       const ids: string[] = [];
       for (let index = 0; index < prefetch * 4; index++) ids.push(await publishConfirmed(ctx, producer, 'task', index, failures));
-      await waitFor(() => meter.running === prefetch, {
+      await waitFor(() => meter.running >= 1, {
         timeoutMs: ctx.timeoutMs,
-        description: `${prefetch} handlers running (prefetch ${prefetch}) before the reconnect`,
-        details: () => `running: ${meter.running}`,
+        description: 'a handler running before the reconnect',
       });
+      // A driver that fills its prefetch shows it within moments; one that does not is not wrong.
+      await waitFor(() => meter.running === prefetch, { timeoutMs: ctx.quietMs * 4, description: 'a full prefetch' }).catch(
+        () => undefined,
+      );
       await withDeadline(ctx.options.reconnect!(), ctx.timeoutMs * 3, 'the reconnect hook');
       const probe = await publishConfirmed(ctx, producer, 'task', ids.length, failures);
       await ctx.recorder.waitForIds([probe], {
