@@ -27,8 +27,12 @@ function isBrokerHeader(key: string): boolean {
   return BROKER_HEADERS.has(key) || BROKER_HEADER_PREFIXES.some((prefix) => key.startsWith(prefix));
 }
 
+/**
+ * Not a user header: ours (`x-mq-*`), the broker's, or `CC`/`BCC` of another client's message
+ * (its routing; republishing them as strings on a retry would close the publishing channel).
+ */
 export function isReservedHeader(key: string): boolean {
-  return key.toLowerCase().startsWith('x-mq-') || isBrokerHeader(key);
+  return key.toLowerCase().startsWith('x-mq-') || isBrokerHeader(key) || ROUTING_HEADERS.has(key);
 }
 
 /**

@@ -45,7 +45,7 @@ const ACCEPTED: Record<string, string> = {
 };
 
 describe.skipIf(skipReason !== undefined)(`rabbitmq headers${skipReason ? ` [skipped: ${skipReason}]` : ''}`, () => {
-  const { make } = brokerBench();
+  const { make, rawChannel } = brokerBench();
 
   it('every accepted header round-trips unchanged: first delivery, retry, dead letter, redrive', async () => {
     const seg = segment('hdr-ok');
@@ -100,6 +100,43 @@ describe.skipIf(skipReason !== undefined)(`rabbitmq headers${skipReason ? ` [ski
     expect(got[2]!.id).toBe(id);
     expect(got[2]!.headers).toEqual(ACCEPTED);
     await sub.close();
+  });
+
+  it('a message from another client with CC/BCC routing headers can be retried and dead-lettered (they are not user headers)', async () => {
+    const seg = segment('hdr-foreign-cc');
+    const driver = make({ publishTimeoutMs: 5_000 });
+    const got: Message[] = [];
+    await driver.taskConsume(
+      (m) => {
+        got.push(m);
+        throw new Error('fail on purpose');
+      },
+      { segment: seg, topic: 'k', maxAttempts: 2 },
+    );
+    const ch = await rawChannel();
+    // Sender-selected distribution: CC adds a routing key (ignored by the fanout task exchange).
+    ch.publish(`mq.${seg}.tasks`, '', Buffer.from('{"foreign":true}'), {
+      messageId: 'foreign-cc',
+      headers: { CC: ['elsewhere'], tenant: 't' },
+    });
+    await until(
+      () => got.length >= 2,
+      () => `deliveries: ${got.map((m) => `${m.id}#${m.attempt}`).join(', ')} (the retry never came back)`,
+      15_000,
+    );
+    expect(got.map((m) => [m.id, m.attempt])).toEqual([
+      ['foreign-cc', 1],
+      ['foreign-cc', 2],
+    ]);
+    for (const m of got) expect(m.headers).toEqual({ tenant: 't' });
+    let letters: Awaited<ReturnType<typeof driver.listDeadLetters>> = [];
+    const deadline = Date.now() + 10_000;
+    while (letters.length === 0 && Date.now() < deadline) {
+      letters = await driver.listDeadLetters({ segment: seg, kind: 'k' });
+      if (letters.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(letters.map((l) => l.message.id)).toEqual(['foreign-cc']);
+    await ch.close();
   });
 
   it('headers RabbitMQ owns are refused with InvalidArgumentError naming them, and nothing is sent', async () => {
