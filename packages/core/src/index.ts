@@ -36,4 +36,4 @@ export {
   drivers,
   registerDriver,
 } from './registry.js';
-export { anyTopicMatches, topicMatches } from './topic-match.js';
+export { anyTopicMatches, compileTopicPattern, type TopicMatcher, topicMatches } from './topic-match.js';
