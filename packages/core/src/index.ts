@@ -1,5 +1,5 @@
 export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
-export { decodeBody, encodeBody } from './body.js';
+export { decodeBody, encodeBody, MAX_BODY_DEPTH } from './body.js';
 export * from './contract.js';
 export * from './errors/index.js';
 export { newMessageId } from './message-id.js';
