@@ -4,6 +4,8 @@ export * from './contract.js';
 export * from './errors/index.js';
 export { newMessageId } from './message-id.js';
 export {
+  describeValue,
+  rejectUnknownKeys,
   validateHeaders,
   validateKind,
   validateMessageId,
@@ -22,11 +24,13 @@ export {
   type PreparedTaskConsume,
   prepareCloseOptions,
   prepareDeadLetterTarget,
+  prepareRedriveOptions,
   prepareShareConsume,
   prepareSharePublish,
   prepareTaskConsume,
   prepareTaskPublish,
 } from './prepare.js';
+export { redactUrl } from './redact.js';
 export {
   assertDriver,
   type ConnectOptions,

@@ -3,6 +3,8 @@ import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Driver, SPECIFICATION_VERSION } from './contract.js';
 import { InvalidArgumentError, NoSuchDriverError, UnsupportedError } from './errors/index.js';
+import { describeValue, rejectUnknownKeys } from './names.js';
+import { redactUrl } from './redact.js';
 
 /**
  * How a driver package makes itself known. A package exports it as `driver` (or default) and
@@ -63,7 +65,7 @@ export function registerDriver<Options>(definition: DriverDefinition<Options>): 
       driver: 'core',
       argument: 'definition.name',
       value: definition?.name,
-      message: 'must be a non-empty string',
+      message: `${describeValue(definition?.name)} must be a non-empty string`,
     });
   }
   if (!Array.isArray(definition.schemes) || definition.schemes.length === 0) {
@@ -71,7 +73,7 @@ export function registerDriver<Options>(definition: DriverDefinition<Options>): 
       driver: 'core',
       argument: 'definition.schemes',
       value: definition.schemes,
-      message: 'must be a non-empty array',
+      message: `${describeValue(definition.schemes)} must be a non-empty array`,
     });
   }
   for (const scheme of definition.schemes) {
@@ -80,7 +82,7 @@ export function registerDriver<Options>(definition: DriverDefinition<Options>): 
         driver: 'core',
         argument: 'definition.schemes',
         value: scheme,
-        message: 'must be lower-case URL schemes without ":"',
+        message: `${describeValue(scheme)} is not a lower-case URL scheme without ":"`,
       });
     }
   }
@@ -89,7 +91,7 @@ export function registerDriver<Options>(definition: DriverDefinition<Options>): 
       driver: 'core',
       argument: 'definition.create',
       value: definition.create,
-      message: 'must be a function',
+      message: `${describeValue(definition.create)} must be a function`,
     });
   }
   const stored = definition as DriverDefinition<never>;
@@ -202,8 +204,29 @@ async function loadPackage(packageName: string, dir: string): Promise<DriverDefi
   return definition;
 }
 
+function checkResolveFrom(resolveFrom: unknown): asserts resolveFrom is string | undefined {
+  if (resolveFrom !== undefined && (typeof resolveFrom !== 'string' || resolveFrom === '')) {
+    throw new InvalidArgumentError({
+      driver: 'core',
+      argument: 'options.resolveFrom',
+      value: resolveFrom,
+      message: `${describeValue(resolveFrom)} must be a folder path`,
+    });
+  }
+}
+
 /** Every driver known to this process: registered ones first, then installed, not yet loaded ones. */
 export function drivers(options: { resolveFrom?: string } = {}): DriverInfo[] {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError({
+      driver: 'core',
+      argument: 'options',
+      value: options,
+      message: `${describeValue(options)} must be an object`,
+    });
+  }
+  rejectUnknownKeys('core', options, ['resolveFrom'], 'options.');
+  checkResolveFrom(options.resolveFrom);
   const list: DriverInfo[] = [...state.byName.values()].map((d) => ({
     name: d.name,
     schemes: [...d.schemes],
@@ -219,17 +242,18 @@ export function drivers(options: { resolveFrom?: string } = {}): DriverInfo[] {
 function schemeOf(url: string): string {
   const match = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url);
   if (!match?.[1]) {
+    const safe = redactUrl(url);
     throw new InvalidArgumentError({
       driver: 'core',
       argument: 'url',
-      value: url,
-      message: 'must start with a scheme such as memory:, amqp:// or s3://',
+      value: safe,
+      message: `${describeValue(safe)} must start with a scheme such as memory:, amqp:// or s3://`,
     });
   }
   return match[1].toLowerCase();
 }
 
-async function findDefinition(scheme: string, from: string): Promise<DriverDefinition<never>> {
+async function findDefinition(url: string, scheme: string, from: string): Promise<DriverDefinition<never>> {
   const registered = state.byScheme.get(scheme);
   if (registered) return registered;
   const official = OFFICIAL[scheme];
@@ -243,6 +267,7 @@ async function findDefinition(scheme: string, from: string): Promise<DriverDefin
   const available = drivers({ resolveFrom: from }).map((d) => `${d.name} (${d.schemes.map((s) => `${s}:`).join(' ')})`);
   throw new NoSuchDriverError({
     scheme,
+    url,
     availableDrivers: available,
     installCommand: official
       ? `npm install ${official}`
@@ -269,9 +294,23 @@ export function assertDriver(driver: Driver, source: string): Driver {
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Driver> {
   if (typeof url !== 'string') {
-    throw new InvalidArgumentError({ driver: 'core', argument: 'url', value: url, message: 'must be a string' });
+    throw new InvalidArgumentError({
+      driver: 'core',
+      argument: 'url',
+      value: url,
+      message: `${describeValue(url)} must be a string such as "memory:", "amqp://host" or "s3://bucket/prefix"`,
+    });
+  }
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError({
+      driver: 'core',
+      argument: 'options',
+      value: options,
+      message: `${describeValue(options)} must be an object`,
+    });
   }
   const { resolveFrom, ...driverOptions } = options;
-  const definition = await findDefinition(schemeOf(url), resolveFrom ?? process.cwd());
+  checkResolveFrom(resolveFrom);
+  const definition = await findDefinition(url, schemeOf(url), resolveFrom ?? process.cwd());
   return assertDriver(await definition.create(url, driverOptions as never), `driver ${definition.name}`);
 }

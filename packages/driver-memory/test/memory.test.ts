@@ -152,4 +152,38 @@ describe('memory driver', () => {
     }
     expect(inspectMemoryBroker(broker).taskQueue(seg, 'K').count()).toBe(1);
   });
+
+  it('names the bad value in every validation message, and never a URL password', async () => {
+    const seg = segment();
+    const driver = open();
+    const cases: [run: () => unknown, argument: string, shown: string][] = [
+      [() => definition.create('memory://a/b'), 'url', '"memory://a/b"'],
+      [() => definition.create('memory:/bad/path'), 'url', '"memory:/bad/path"'],
+      [() => definition.create('memory://user:S3CR3T@host'), 'url', '"memory://user:***@host"'],
+      [() => createMemoryDriver(5 as never), 'options', 'number 5'],
+      [() => createMemoryDriver({ redeliveryBackoff: 'fast' as never }), 'options.redeliveryBackoff', '"fast"'],
+      [() => createMemoryDriver({ brokr: 'x' } as never), 'options.brokr', '"brokr" is not a known option'],
+      [
+        () => createMemoryDriver({ redeliveryBackoff: { baseMs: 1, maxMs: 2, factor: 3 } as never }),
+        'options.redeliveryBackoff.factor',
+        '"factor" is not a known option',
+      ],
+      [() => driver.shareConsume(() => {}, { topics: ['a'], segment: seg, from: { cursor: 'nope' } }), 'from.cursor', '"nope"'],
+      [() => driver.redriveDeadLetters({ segment: seg, kind: 'K' }, { ids: 'abc' as never }), 'ids', '"abc"'],
+      [() => driver.redriveDeadLetters({ segment: seg, kind: 'K' }, { idz: ['a'] } as never), 'idz', '"idz"'],
+      [() => driver.taskPublish(1, { segment: seg, topic: 'K' } as never), 'topic', '"topic" is not a known option'],
+    ];
+    for (const [run, argument, shown] of cases) {
+      const error = await (async () => run())().then(
+        () => expect.unreachable(`${argument} accepted`),
+        (e: unknown) => e,
+      );
+      expect(InvalidArgumentError.isInstance(error), String(error)).toBe(true);
+      const typed = error as InstanceType<typeof InvalidArgumentError>;
+      expect(typed.argument).toBe(argument);
+      expect(typed.message).toMatch(/^memory: invalid /);
+      expect(typed.message).toContain(shown);
+      expect(JSON.stringify(typed)).not.toContain('S3CR3T');
+    }
+  });
 });
