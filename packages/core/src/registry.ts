@@ -347,11 +347,14 @@ export function assertDriver(driver: Driver, source: string): Driver {
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Driver> {
   if (typeof url !== 'string') {
+    // A URL object would carry its password into the error: keep only its redacted text.
+    const given: unknown = url;
+    const value = given instanceof URL ? redactUrl(given.href) : given;
     throw new InvalidArgumentError({
       driver: 'core',
       argument: 'url',
-      value: url,
-      message: `${describeValue(url)} must be a string such as "memory:", "amqp://host" or "s3://bucket/prefix"`,
+      value,
+      message: `${given instanceof URL ? `a URL object ${JSON.stringify(value)}` : describeValue(value)} must be a string such as "memory:", "amqp://host" or "s3://bucket/prefix"`,
     });
   }
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {

@@ -88,6 +88,13 @@ describe('connect never leaks a password', () => {
     if (InvalidArgumentError.isInstance(error)) expect(error.value).toBe(redactUrl(url));
   });
 
+  it('a URL object (not a string) is refused without its password', async () => {
+    const error = await connect(new URL('amqp://user:S3CR3T@host') as never).catch((e: unknown) => e);
+    expect(InvalidArgumentError.isInstance(error), String(error)).toBe(true);
+    expect((error as Error).message).toContain('"amqp://user:***@host"');
+    expect(leaks(error, secrets)).toEqual([]);
+  });
+
   it('finds secrets where they are (the check itself works)', () => {
     const error = new InvalidArgumentError({ driver: 'x', argument: 'url', value: { nested: ['S3CR3T'] }, message: 'bad' });
     expect(leaks(error, secrets)).not.toEqual([]);
