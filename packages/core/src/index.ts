@@ -1,4 +1,4 @@
-export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, validateBackoffOptions } from './backoff.js';
 export { decodeBody, encodeBody, MAX_BODY_DEPTH } from './body.js';
 export * from './contract.js';
 export * from './errors/index.js';

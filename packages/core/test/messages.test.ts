@@ -13,6 +13,7 @@ import {
   prepareTaskConsume,
   prepareTaskPublish,
   registerDriver,
+  validateBackoffOptions,
 } from '../dist/index.js';
 
 const capabilities: Capabilities = {
@@ -107,6 +108,13 @@ describe('validation messages name the bad value, not only the argument', () => 
       'definition.schemes',
       '"Bad:"',
     ],
+    ['a backoff that is a string', () => validateBackoffOptions('core', 'fast', 'options.backoff'), 'options.backoff', '"fast"'],
+    [
+      'a negative backoff',
+      () => validateBackoffOptions('core', { baseMs: -1, maxMs: 1 }, 'backoff'),
+      'backoff.baseMs',
+      'number -1',
+    ],
     [
       'a driver factory that is not a function',
       () => registerDriver(loose({ name: 'x', schemes: ['x'], create: 42 })),
@@ -174,6 +182,7 @@ describe('unknown option keys are rejected, naming the key', () => {
     ['dead-letter target knd', () => prepareDeadLetterTarget('core', loose({ segment: 's', knd: 'K' })), 'target.knd'],
     ['close timeout', () => prepareCloseOptions('core', loose({ timeout: 5 })), 'timeout'],
     ['redrive id', () => prepareRedriveOptions('core', loose({ id: ['x'] })), 'id'],
+    ['backoff factor', () => validateBackoffOptions('core', { baseMs: 1, maxMs: 2, factor: 3 }, 'backoff'), 'backoff.factor'],
     ['drivers resolvefrom', () => drivers(loose({ resolvefrom: '.' })), 'options.resolvefrom'],
   ];
 

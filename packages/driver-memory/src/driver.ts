@@ -22,7 +22,7 @@ import {
   SPECIFICATION_VERSION,
   type Subscription,
   TopologyError,
-  validateNonNegativeNumber,
+  validateBackoffOptions,
   validatePositiveInteger,
   validateSubscriptionName,
 } from '@mq-drivers/core';
@@ -71,18 +71,10 @@ function validateOptions(options: MemoryDriverOptions) {
   rejectUnknownKeys(DRIVER_NAME, options, OPTION_KEYS, 'options.');
   const broker =
     options.broker === undefined ? 'default' : validateSubscriptionName(DRIVER_NAME, options.broker, 'options.broker');
-  const backoff = options.redeliveryBackoff ?? DEFAULT_MEMORY_BACKOFF;
-  if (backoff === null || typeof backoff !== 'object' || Array.isArray(backoff)) {
-    throw new InvalidArgumentError({
-      driver: DRIVER_NAME,
-      argument: 'options.redeliveryBackoff',
-      value: backoff,
-      message: `${describeValue(backoff)} must be {baseMs, maxMs}`,
-    });
-  }
-  rejectUnknownKeys(DRIVER_NAME, backoff, ['baseMs', 'maxMs'], 'options.redeliveryBackoff.');
-  validateNonNegativeNumber(DRIVER_NAME, backoff.baseMs, 'options.redeliveryBackoff.baseMs');
-  validateNonNegativeNumber(DRIVER_NAME, backoff.maxMs, 'options.redeliveryBackoff.maxMs');
+  const backoff =
+    options.redeliveryBackoff === undefined
+      ? DEFAULT_MEMORY_BACKOFF
+      : validateBackoffOptions(DRIVER_NAME, options.redeliveryBackoff, 'options.redeliveryBackoff');
   return {
     broker,
     backoff: { baseMs: backoff.baseMs, maxMs: backoff.maxMs },
