@@ -140,6 +140,13 @@ export interface Capabilities {
   readonly maxMessageBytes: number;
   /** Task kinds and named share subscriptions can be removed (`Driver.unregister`); absent = false. */
   readonly unregister?: boolean;
+  /**
+   * Header names the driver refuses at publish because its broker owns or interprets them (they
+   * would not reach handlers as sent): exact, case-sensitive names; an entry ending in `*` is a
+   * prefix. Core's publish validation refuses them with `InvalidArgumentError`; absent = none.
+   * Every other valid header MUST reach handlers unchanged, also on redelivery.
+   */
+  readonly refusedHeaders?: readonly string[];
 }
 
 /** What `unregister` removed. */

@@ -29,6 +29,7 @@ export {
   prepareSharePublish,
   prepareTaskConsume,
   prepareTaskPublish,
+  refusedHeaderEntry,
 } from './prepare.js';
 export { redactUrl } from './redact.js';
 export {

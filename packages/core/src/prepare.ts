@@ -75,6 +75,23 @@ function measure(json: string, headers: Record<string, string>): number {
   return bytes;
 }
 
+/** The entry of `refused` (a name, or a prefix ending in `*`) that matches `key`, if any. */
+export function refusedHeaderEntry(refused: readonly string[], key: string): string | undefined {
+  return refused.find((entry) => (entry.endsWith('*') ? key.startsWith(entry.slice(0, -1)) : key === entry));
+}
+
+function refuseHeaders(driver: string, headers: Record<string, string>, refused: readonly string[]): void {
+  for (const key in headers) {
+    if (refusedHeaderEntry(refused, key) === undefined) continue;
+    throw new InvalidArgumentError({
+      driver,
+      argument: `headers.${key}`,
+      value: key,
+      message: `header ${JSON.stringify(key)} is owned or interpreted by the broker and would not reach handlers as sent (refused: ${refused.join(', ')}); use another name`,
+    });
+  }
+}
+
 function preparePublish(
   driver: string,
   capabilities: Capabilities,
@@ -84,6 +101,7 @@ function preparePublish(
 ): PreparedPublish {
   const segment = validateSegment(driver, options.segment);
   const headers = validateHeaders(driver, options.headers);
+  if (capabilities.refusedHeaders !== undefined) refuseHeaders(driver, headers, capabilities.refusedHeaders);
   const id = options.id === undefined ? newMessageId() : validateMessageId(driver, options.id);
   const json = encodeBody(driver, body);
   const bytes = measure(json, headers);

@@ -51,7 +51,7 @@ import {
   isEmpty,
   MAX_USER_HEADER_BYTES,
   publishProperties,
-  refusedHeaderReason,
+  REFUSED_HEADERS,
   userHeaders,
 } from './wire.js';
 
@@ -95,6 +95,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
       deadLetter: true,
       maxMessageBytes: options.maxMessageBytes,
       unregister: true,
+      refusedHeaders: REFUSED_HEADERS,
     });
     this.topology = {
       prefix: options.prefix,
@@ -171,16 +172,6 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   ): Promise<PublishReceipt> {
     const headers = prepared.headers;
     const plain = isEmpty(headers);
-    if (!plain) {
-      for (const key in headers) {
-        const reason = refusedHeaderReason(key);
-        if (reason !== undefined) {
-          return Promise.reject(
-            new InvalidArgumentError({ driver: DRIVER_NAME, argument: `headers.${key}`, value: key, message: reason }),
-          );
-        }
-      }
-    }
     if (!plain && headersTableBytes(headers) > MAX_USER_HEADER_BYTES) {
       return Promise.reject(
         new InvalidArgumentError({

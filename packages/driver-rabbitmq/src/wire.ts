@@ -36,18 +36,14 @@ export function isReservedHeader(key: string): boolean {
 }
 
 /**
- * Why a user header key cannot be published through RabbitMQ (it would not reach handlers as
- * sent), or undefined when it can. Core already refuses `x-mq-*`.
+ * `capabilities.refusedHeaders`: the broker's own headers and CC/BCC, refused at publish by core
+ * (they would not reach handlers as sent). Core already refuses `x-mq-*`.
  */
-export function refusedHeaderReason(key: string): string | undefined {
-  if (isBrokerHeader(key)) {
-    return `header "${key}" is owned by RabbitMQ (x-death, x-delivery-count, x-acquired-count, x-first-death-*, x-last-death-*): the broker overwrites or drops it, so it would not reach handlers as sent; use another name`;
-  }
-  if (ROUTING_HEADERS.has(key)) {
-    return `header "${key}" is interpreted by RabbitMQ as extra routing keys (sender-selected distribution, CC/BCC) and cannot carry a string; use another name`;
-  }
-  return undefined;
-}
+export const REFUSED_HEADERS: readonly string[] = Object.freeze([
+  ...BROKER_HEADERS,
+  ...BROKER_HEADER_PREFIXES.map((prefix) => `${prefix}*`),
+  ...ROUTING_HEADERS,
+]);
 
 export interface WireFields {
   id: string;

@@ -156,6 +156,7 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
   const mirrors = lanes.slice(1);
   const consumer = (lanes[settings.consumeFrom] as Lane).driver;
   const consumed = consumer.capabilities;
+  const refusedHeaders = [...new Set(lanes.flatMap((lane) => lane.driver.capabilities.refusedHeaders ?? []))];
   const capabilities: Capabilities = Object.freeze({
     durable: consumed.durable,
     replay: consumed.replay,
@@ -164,6 +165,8 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
     deadLetter: consumed.deadLetter,
     maxMessageBytes: Math.min(...lanes.map((lane) => lane.driver.capabilities.maxMessageBytes)),
     unregister: consumed.unregister === true,
+    // A header any target refuses is refused (by core's publish validation) before any target gets it.
+    ...(refusedHeaders.length > 0 ? { refusedHeaders } : {}),
   });
   const subscriptions = new Set<Subscription>();
   let inFlight = 0;

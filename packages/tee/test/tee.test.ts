@@ -86,6 +86,28 @@ describe('tee: shape and capabilities', () => {
     expect(fromMirror.capabilities.ordering).toBe('none'); // outbox retries arrive late
   });
 
+  it('refuses a header any target refuses (capabilities.refusedHeaders), before any target gets the message', async () => {
+    const { a, b } = pair();
+    const plain = memory(a);
+    const strict = memory(b);
+    const strictDriver = {
+      ...flaky(strict),
+      capabilities: { ...strict.capabilities, refusedHeaders: ['x-death', 'x-first-death-*'] },
+    };
+    const mq = track(tee([plain, strictDriver]));
+    expect(mq.capabilities.refusedHeaders).toEqual(['x-death', 'x-first-death-*']);
+    const seg = segment();
+    await registerKind(track(memory(a)), seg);
+    await registerKind(track(memory(b)), seg);
+    for (const headers of [{ 'x-death': 'x' }, { ok: 'yes', 'x-first-death-queue': 'q' }] as Record<string, string>[]) {
+      const error = await mq.taskPublish({ n: 1 }, { segment: seg, headers }).catch((e: unknown) => e);
+      expect(InvalidArgumentError.isInstance(error), String(error)).toBe(true);
+      expect((error as InvalidArgumentError).message).toMatch(/^tee\(memory,memory\): .*x-(first-)?death/);
+    }
+    await mq.taskPublish({ n: 2 }, { segment: seg, headers: { 'X-Death': 'case differs' } });
+    for (const broker of [a, b]) expect(waiting(broker, seg)).toHaveLength(1);
+  });
+
   it('rejects bad construction input with InvalidArgumentError naming the option', () => {
     const { a, b } = pair();
     const cases: [() => unknown, string][] = [

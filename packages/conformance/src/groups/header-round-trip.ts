@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type MessageHeaders } from '@mq-drivers/core';
+import { InvalidArgumentError, type MessageHeaders, refusedHeaderEntry } from '@mq-drivers/core';
 import { assertJsonEqual, ConformanceError, check, show } from '../assert.js';
 import type { CaseDefinition } from '../case.js';
 import { waitFor, withDeadline } from '../wait.js';
@@ -45,7 +45,7 @@ export const headerCases: CaseDefinition[] = [
   {
     id: 'bad-input.headers-round-trip',
     group: 'bad-input',
-    name: 'every header is either refused at publish with InvalidArgumentError naming it, or arrives unchanged (also on redelivery); ordinary headers are accepted',
+    name: 'every header is either refused at publish with InvalidArgumentError naming it (exactly those capabilities.refusedHeaders lists), or arrives unchanged (also on redelivery); ordinary headers are accepted',
     budget: 8,
     async run(ctx) {
       const producer = await ctx.driver();
@@ -58,6 +58,9 @@ export const headerCases: CaseDefinition[] = [
         { segment: ctx.segment, topic: KIND, maxAttempts: 3 },
       );
       await ctx.shareConsume(consumer, ctx.recorder.handler('subscriber'), { segment: ctx.segment, topics: ['#'] });
+      const declared = ctx.capabilities.refusedHeaders ?? [];
+      const listed = (headers: MessageHeaders) =>
+        Object.keys(headers).filter((key) => refusedHeaderEntry(declared, key) !== undefined);
       const sent = new Map<string, MessageHeaders>();
       const problems: string[] = [];
       for (const headers of [...ordinary, ...tricky]) {
@@ -69,6 +72,8 @@ export const headerCases: CaseDefinition[] = [
                 ? producer.taskPublish({ headers: true }, { segment: ctx.segment, headers })
                 : producer.sharePublish({ headers: true }, { segment: ctx.segment, topic: KIND, headers });
             sent.set((await withDeadline(publish, ctx.timeoutMs, label)).id, headers);
+            if (listed(headers).length > 0)
+              problems.push(`${label}: accepted, though capabilities.refusedHeaders lists ${listed(headers).join(', ')}`);
           } catch (error) {
             if (error instanceof ConformanceError) throw error;
             if (ordinary.includes(headers)) problems.push(`${label}: ordinary headers were refused (${show(error)})`);
@@ -76,6 +81,8 @@ export const headerCases: CaseDefinition[] = [
               problems.push(`${label}: rejected with ${show(error)}; expected InvalidArgumentError(headers…)`);
             } else if (!Object.keys(headers).some((key) => error.message.includes(key))) {
               problems.push(`${label}: the refusal ${show(error.message)} does not name the header`);
+            } else if (listed(headers).length === 0) {
+              problems.push(`${label}: refused, but capabilities.refusedHeaders (${show(declared)}) does not list it`);
             }
           }
         }

@@ -64,6 +64,13 @@ export const lifecycleCases: CaseDefinition[] = [
       if (!Number.isSafeInteger(caps?.maxMessageBytes) || caps.maxMessageBytes < 1024) {
         problems.push(`maxMessageBytes is ${show(caps?.maxMessageBytes)} (a whole number >= 1024 expected)`);
       }
+      const refused = caps?.refusedHeaders;
+      if (
+        refused !== undefined &&
+        (!Array.isArray(refused) || !refused.every((entry) => typeof entry === 'string' && entry.length > 0))
+      ) {
+        problems.push(`refusedHeaders is ${show(refused)} (absent, or an array of header names expected)`);
+      }
       check(problems.length === 0, () => `malformed capabilities: ${problems.join('; ')}`);
       check(
         jsonEqual({ ...a.capabilities }, { ...b.capabilities }) && a.name === b.name,
