@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import {
   containerSkipReason,
   dockerAvailable,
@@ -6,7 +7,6 @@ import {
   type RabbitMqContainer,
   rabbitMqForTests,
 } from '@mq-drivers/conformance/containers';
-import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 
 /** Sends the AMQP 0-9-1 protocol header and returns the broker's first frame (Connection.Start). */
