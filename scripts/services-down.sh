@@ -80,10 +80,13 @@ DOCKERD_PID="${DOCKERD_STATE}/dockerd.pid"
 # remove_docker_host_state: what a stopped dockerd leaves behind (iptables
 # chains and rules, bridges, ip_forward); only when no dockerd runs at all.
 remove_docker_host_state() {
-  if pgrep -x dockerd >/dev/null 2>&1; then
-    log "a dockerd still runs: leaving bridges and iptables alone"
-    return 0
-  fi
+  local p
+  for p in $(pgrep -x dockerd || true); do
+    if alive "$p"; then
+      log "a dockerd (pid ${p}) still runs: leaving bridges and iptables alone"
+      return 1
+    fi
+  done
   local ipt table rule chain
   for ipt in iptables ip6tables; do
     command -v "$ipt" >/dev/null 2>&1 || continue
@@ -108,6 +111,12 @@ remove_docker_host_state() {
   for dev in $(ls /sys/class/net 2>/dev/null | grep -E '^(docker0|br-[0-9a-f]{12})$' || true); do
     ip link delete "$dev" 2>/dev/null && log "removed bridge ${dev}" || true
   done
+  local policy
+  policy="$(cat "${DOCKERD_STATE}/forward_policy" 2>/dev/null || true)"
+  if [[ -n "$policy" ]] && command -v iptables >/dev/null 2>&1; then
+    iptables -P FORWARD "$policy" 2>/dev/null || true
+  fi
+  rm -f "${DOCKERD_STATE}/forward_policy"
   if [[ -f "${DOCKERD_STATE}/ip_forward" ]]; then
     cat "${DOCKERD_STATE}/ip_forward" >/proc/sys/net/ipv4/ip_forward 2>/dev/null || true
     rm -f "${DOCKERD_STATE}/ip_forward"
@@ -146,8 +155,7 @@ docker_down() {
     alive "$cpid" && kill -KILL "$cpid" 2>/dev/null || true
   fi
   rm -f "$DOCKERD_PID"
-  remove_docker_host_state
-  log "dockerd stopped, host state removed"
+  if remove_docker_host_state; then log "dockerd stopped, host state removed"; fi
 }
 
 CONF="${MQ_CEPH_DIR}/ceph.conf"

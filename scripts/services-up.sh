@@ -423,6 +423,10 @@ engine_up() {
   else
     # what services-down.sh restores: the host's ip_forward before dockerd set it
     [[ -f "${DOCKERD_STATE}/ip_forward" ]] || cat /proc/sys/net/ipv4/ip_forward >"${DOCKERD_STATE}/ip_forward"
+    # and the policy of iptables' FORWARD chain (dockerd sets it to DROP)
+    if [[ ! -f "${DOCKERD_STATE}/forward_policy" ]]; then
+      iptables -S FORWARD 2>/dev/null | sed -n 's/^-P FORWARD //p' >"${DOCKERD_STATE}/forward_policy" || true
+    fi
     log "starting dockerd (log ${DOCKERD_LOG})"
     setsid /usr/sbin/dockerd --pidfile "${DOCKERD_STATE}/docker.pid" </dev/null >>"$DOCKERD_LOG" 2>&1 &
     echo $! >"$DOCKERD_PID"
