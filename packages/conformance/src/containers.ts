@@ -275,7 +275,9 @@ export async function startRabbitMq(options: RabbitMqContainerOptions = {}): Pro
 
 export interface RabbitMqCluster {
   nodes: RabbitMqContainer[];
-  /** Every node's `host:port`, for a multi-host URL: `amqp://guest:guest@h1:p1,h2:p2/`. */
+  /** One URL per node (`amqp://guest:guest@host:port`), in node order. */
+  urls: string[];
+  /** Every node's `host:port` in one multi-host URL: `amqp://guest:guest@h1:p1,h2:p2,h3:p3/`. */
   url: string;
   /** Stops every node and removes the network. */
   stop(): Promise<void>;
@@ -315,7 +317,7 @@ export async function startRabbitMqCluster(
     throw error;
   }
   const hosts = nodes.map((node) => `${node.host}:${node.port}`).join(',');
-  return { nodes, url: `amqp://guest:guest@${hosts}/`, stop };
+  return { nodes, urls: nodes.map((node) => node.url), url: `amqp://guest:guest@${hosts}/`, stop };
 }
 
 /**
