@@ -277,7 +277,7 @@ export interface RabbitMqCluster {
   nodes: RabbitMqContainer[];
   /** One URL per node (`amqp://guest:guest@host:port`), in node order. */
   urls: string[];
-  /** Every node's `host:port` in one multi-host URL: `amqp://guest:guest@h1:p1,h2:p2,h3:p3/`. */
+  /** Every node's `host:port` in one multi-host URL: `amqp://guest:guest@h1:p1,h2:p2,h3:p3`. */
   url: string;
   /** Stops every node and removes the network. */
   stop(): Promise<void>;
@@ -317,7 +317,7 @@ export async function startRabbitMqCluster(
     throw error;
   }
   const hosts = nodes.map((node) => `${node.host}:${node.port}`).join(',');
-  return { nodes, urls: nodes.map((node) => node.url), url: `amqp://guest:guest@${hosts}/`, stop };
+  return { nodes, urls: nodes.map((node) => node.url), url: `amqp://guest:guest@${hosts}`, stop };
 }
 
 /**

@@ -21,9 +21,9 @@ import { afterEach, describe, expect, it } from 'vitest';
  * delivered (must be 0), duplicates (allowed: at-least-once), and the time until publishing and
  * delivery resume on the other nodes; the figures are printed.
  *
- * The driver gets the nodes as `url: [...]` (one URL per node). The multi-host string form
- * (`amqp://u:p@h1:p1,h2:p2/`, `cluster.url`) is used instead once the driver accepts it
- * (MQ_CLUSTER_MULTI_HOST_URL=1).
+ * Each driver gets every node in one multi-host URL (`amqp://guest:guest@h:p1,h:p2,h:p3`),
+ * the hosts rotated so that the workers start on other nodes than the producer;
+ * MQ_CLUSTER_URL_ARRAY=1 gives them as `url: [...]` (one URL per node) instead.
  *
  * Isolated (runs alone after the main run): three brokers and ~20,000 messages load the machine.
  * Needs a container engine and the image: a visible skip without them, a failure under CI=true.
@@ -84,9 +84,11 @@ async function failover(mode: 'stop' | 'kill'): Promise<void> {
   clusters.push(cluster);
   const n = cluster.urls.length;
   const rotate = (k: number) => cluster.urls.slice(k).concat(cluster.urls.slice(0, k));
+  const hosts = (urls: string[]) => urls.map((url) => new URL(url).host).join(',');
+  const multiHost = (k: number) => `amqp://guest:guest@${hosts(rotate(k))}`;
   const make = (k: number, name: string, extra: Partial<RabbitMqDriverOptions> = {}) => {
     const driver = createRabbitMqDriver({
-      url: process.env.MQ_CLUSTER_MULTI_HOST_URL === '1' ? cluster.url : rotate(k % n),
+      url: process.env.MQ_CLUSTER_URL_ARRAY === '1' ? rotate(k % n) : multiHost(k % n),
       queueType: 'quorum',
       connectionName: name,
       reconnectBackoff: { baseMs: 100, maxMs: 1_000 },
