@@ -2,6 +2,15 @@
 # Bring up the real services used by the integration tests, on 127.0.0.1:
 #   - RabbitMQ            amqp://guest:guest@127.0.0.1:5672
 #   - Ceph RADOS Gateway  http://127.0.0.1:7480 (S3, enforces If-None-Match / If-Match)
+#   - a Docker engine     (Debian's docker.io; dockerd started here when no engine
+#                         answers) with local test images built from Debian
+#                         packages, since no image registry is reachable:
+#                           mq-drivers/debian:12     debootstrap bookworm (minbase)
+#                           mq-drivers/debian:13     debootstrap trixie (minbase)
+#                           mq-drivers/rabbitmq:3.10 rabbitmq-server on debian:12
+#                           mq-drivers/rabbitmq:4.0  rabbitmq-server on debian:13
+#                         (scripts/containers/; each built once, cached by tag and
+#                         by a hash of its build files: a warm run costs seconds)
 #
 # Debian 12, run as root. No docker, no systemd. Idempotent: if a service
 # already answers it is left alone. Needs only apt (Debian mirror) and python3
@@ -16,6 +25,12 @@
 #   MQ_CEPH_DIR          state dir (default /tmp/mq-ceph)
 #   MQ_SKIP_RABBITMQ=1   do not touch RabbitMQ
 #   MQ_SKIP_CEPH=1       do not touch Ceph
+#   MQ_SKIP_CONTAINERS=1 no Docker engine, no images
+#   MQ_DEBIAN_MIRROR     mirror for debootstrap (default: the one apt uses)
+#   MQ_DOCKERD_STATE     dockerd pid/log/state dir (default /var/lib/mq-dockerd)
+#
+# The dockerd started here is stopped (and what it left on the host removed) by
+# scripts/services-down.sh; an engine that already answered is left alone.
 #
 # On success the last lines printed are the MQ_TEST_* variables (KEY=VALUE),
 # so `eval "$(scripts/services-up.sh | grep '^MQ_TEST_')"` works.
@@ -365,6 +380,122 @@ PY
   die "self-check: signed S3 request with the test keys failed"
 }
 
+# -------------------------------------------------------------- containers --
+DOCKERD_STATE="${MQ_DOCKERD_STATE:-/var/lib/mq-dockerd}"
+DOCKERD_PID="${DOCKERD_STATE}/dockerd.pid"
+DOCKERD_LOG="${DOCKERD_STATE}/dockerd.log"
+CONTAINERS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/containers"
+# Debian's CLI first: it matches the engine (another CLI may be first on PATH).
+docker_bin() { if [[ -x /usr/bin/docker ]]; then echo /usr/bin/docker; else command -v docker; fi; }
+dk() { DOCKER_BUILDKIT=0 timeout "${DK_TIMEOUT:-60}" "$(docker_bin)" "$@"; }
+engine_ok() { [[ -n "$(docker_bin)" ]] && DK_TIMEOUT=10 dk version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+debian_mirror() {
+  if [[ -n "${MQ_DEBIAN_MIRROR:-}" ]]; then echo "$MQ_DEBIAN_MIRROR"; return; fi
+  local m
+  m="$(grep -hE '^URIs:.*/debian/?$' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | awk '{print $2}')"
+  [[ -n "$m" ]] || m="$(grep -hE '^deb .*/debian/? ' /etc/apt/sources.list 2>/dev/null | head -n1 | awk '{print $2}')"
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+engine_up() {
+  local need=()
+  [[ -x /usr/sbin/dockerd ]] || need+=(docker.io)
+  command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  if ((${#need[@]})); then
+    # no init system here: keep the package scripts from starting a daemon of their own
+    local policy=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy=1
+    fi
+    apt_install "${need[@]}"
+    ((policy)) && rm -f /usr/sbin/policy-rc.d
+  fi
+  if engine_ok; then
+    log "Docker engine already answers ($(DK_TIMEOUT=10 dk version --format '{{.Server.Version}}'))"
+    return 0
+  fi
+  mkdir -p "$DOCKERD_STATE"
+  local pid=""
+  [[ -f "$DOCKERD_PID" ]] && pid="$(cat "$DOCKERD_PID" 2>/dev/null || true)"
+  if [[ -n "$pid" ]] && alive "$pid"; then
+    log "dockerd (pid ${pid}) runs but does not answer yet"
+  else
+    # what services-down.sh restores: the host's ip_forward before dockerd set it
+    [[ -f "${DOCKERD_STATE}/ip_forward" ]] || cat /proc/sys/net/ipv4/ip_forward >"${DOCKERD_STATE}/ip_forward"
+    # and the policy of iptables' FORWARD chain (dockerd sets it to DROP)
+    if [[ ! -f "${DOCKERD_STATE}/forward_policy" ]]; then
+      iptables -S FORWARD 2>/dev/null | sed -n 's/^-P FORWARD //p' >"${DOCKERD_STATE}/forward_policy" || true
+    fi
+    log "starting dockerd (log ${DOCKERD_LOG})"
+    setsid /usr/sbin/dockerd --pidfile "${DOCKERD_STATE}/docker.pid" </dev/null >>"$DOCKERD_LOG" 2>&1 &
+    echo $! >"$DOCKERD_PID"
+  fi
+  local deadline=$((SECONDS + 60))
+  until engine_ok; do
+    if ! alive "$(cat "$DOCKERD_PID")" || ((SECONDS >= deadline)); then
+      show_logs "$DOCKERD_LOG"
+      die "dockerd did not answer"
+    fi
+    sleep 0.2
+  done
+  log "dockerd up (pid $(cat "$DOCKERD_PID"))"
+}
+
+# image_current <tag> <hash>: the tag exists and was built from these inputs
+image_current() {
+  [[ "$(DK_TIMEOUT=20 dk image inspect --format '{{ index .Config.Labels "mq-drivers.inputs" }}' "$1" 2>/dev/null)" == "$2" ]]
+}
+
+# base_image <tag> <suite>: debootstrap --variant=minbase, then docker import
+base_image() {
+  local tag="$1" suite="$2" hash
+  hash="$(printf 'minbase %s %s v1' "$suite" "$(debian_mirror)" | sha256sum | cut -c1-16)"
+  if image_current "$tag" "$hash"; then log "image ${tag} cached"; return 0; fi
+  local root t0=$SECONDS
+  root="$(mktemp -d /tmp/mq-rootfs.XXXXXX)"
+  log "building ${tag}: debootstrap --variant=minbase ${suite} ($(debian_mirror))"
+  if ! timeout 900 debootstrap --variant=minbase "$suite" "$root" "$(debian_mirror)" >/tmp/mq-debootstrap.log 2>&1; then
+    rm -rf "$root"; show_logs /tmp/mq-debootstrap.log; die "debootstrap ${suite} failed"
+  fi
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+  # --numeric-owner: ids inside the image are the rootfs's, not looked up on this host
+  tar --numeric-owner -C "$root" -c . \
+    | DK_TIMEOUT=300 dk import --change "LABEL mq-drivers.inputs=${hash}" --change 'CMD ["bash"]' - "$tag" >/dev/null \
+    || { rm -rf "$root"; die "docker import ${tag} failed"; }
+  rm -rf "$root"
+  log "built ${tag} in $((SECONDS - t0)) s"
+}
+
+# built_image <tag> <dir> <base tag>: docker build of scripts/containers/<dir> FROM the base
+built_image() {
+  local tag="$1" dir="${CONTAINERS_DIR}/$2" base="$3" hash t0=$SECONDS
+  hash="$( (cd "$dir" && cat $(ls | sort); DK_TIMEOUT=20 dk image inspect --format '{{.Id}}' "$base") | sha256sum | cut -c1-16)"
+  if image_current "$tag" "$hash"; then log "image ${tag} cached"; return 0; fi
+  log "building ${tag} FROM ${base}"
+  if ! DK_TIMEOUT=900 dk build --pull=false --network bridge --build-arg "BASE=${base}" \
+       --label "mq-drivers.inputs=${hash}" -t "$tag" "$dir" >/tmp/mq-docker-build.log 2>&1; then
+    show_logs /tmp/mq-docker-build.log; die "docker build ${tag} failed"
+  fi
+  log "built ${tag} in $((SECONDS - t0)) s"
+}
+
+containers_up() {
+  local t0=$SECONDS
+  engine_up
+  base_image mq-drivers/debian:12 bookworm
+  built_image mq-drivers/rabbitmq:3.10 rabbitmq mq-drivers/debian:12
+  base_image mq-drivers/debian:13 trixie
+  built_image mq-drivers/rabbitmq:4.0 rabbitmq mq-drivers/debian:13
+  # the packaged versions, for the log (and a check that the images run)
+  local v
+  for v in 3.10 4.0; do
+    log "mq-drivers/rabbitmq:${v}: rabbitmq-server $(DK_TIMEOUT=60 dk run --rm --network none --entrypoint dpkg-query \
+      "mq-drivers/rabbitmq:${v}" -W -f '${Version}' rabbitmq-server 2>/dev/null || echo '?')"
+  done
+  log "containers ready ($((SECONDS - t0)) s)"
+}
+
 main() {
   local t0=$SECONDS
   [[ "$(id -u)" == 0 ]] || die "must run as root"
@@ -376,6 +507,7 @@ main() {
     ceph_up
     s3_self_check
   fi
+  [[ "${MQ_SKIP_CONTAINERS:-0}" == 1 ]] || containers_up
   log "all services up ($((SECONDS - t0)) s)"
   [[ "${MQ_SKIP_RABBITMQ:-0}" == 1 ]] || echo "MQ_TEST_RABBITMQ_URL=${RABBIT_URL}"
   if [[ "${MQ_SKIP_CEPH:-0}" != 1 ]]; then
@@ -385,6 +517,11 @@ main() {
     echo "MQ_TEST_S3_REGION=${S3_REGION}"
     echo "MQ_TEST_S3_BUCKET=${S3_BUCKET}"
     echo "MQ_TEST_S3_FORCE_PATH_STYLE=true"
+  fi
+  if [[ "${MQ_SKIP_CONTAINERS:-0}" != 1 ]]; then
+    echo "MQ_TEST_RABBITMQ_IMAGE=mq-drivers/rabbitmq:4.0"
+    echo "TESTCONTAINERS_RYUK_DISABLED=true"
+    echo "TESTCONTAINERS_HOST_OVERRIDE=localhost"
   fi
 }
 
