@@ -12,7 +12,7 @@ const shared: Options = {
   sourcemap: true,
   target: 'node20',
   // The test runner and core are the user's (peer dependencies): never bundled.
-  external: ['vitest', '@mq-drivers/core', 'testcontainers', '@testcontainers/rabbitmq', '@testcontainers/minio'],
+  external: ['vitest', '@mq-drivers/core', 'testcontainers', '@testcontainers/rabbitmq'],
 };
 
 const vitestCjs = fileURLToPath(new URL('./src/vitest-cjs.ts', import.meta.url));

@@ -100,9 +100,13 @@ export function ephemeralQueue(config: TopologyConfig, name: string, deadQueue: 
   };
 }
 
-/** An ephemeral subscription's dead letters: declared on the first dead letter, removed by the broker once unused. */
+/**
+ * An ephemeral subscription's dead letters: declared on the first dead letter, removed by the
+ * broker once unused (`x-expires`). Durable, like the ephemeral queue: RabbitMQ 4.x deprecates
+ * transient non-exclusive queues (`transient_nonexcl_queues`) and refuses them once denied.
+ */
 export function ephemeralDeadQueue(config: TopologyConfig, name: string): QueueSpec {
-  return { name, options: { durable: false, arguments: { 'x-expires': config.ephemeralDeadLetterExpiresMs } } };
+  return { name, options: { durable: true, arguments: { 'x-expires': config.ephemeralDeadLetterExpiresMs } } };
 }
 
 /**

@@ -30,6 +30,10 @@ import { afterAll, describe } from 'vitest';
 // MQ_TEST_RABBITMQ_CONFIG adds rabbitmq.conf lines (local images), e.g.
 // `deprecated_features.permit.transient_nonexcl_queues = false` to try what later 4.x denies.
 const IMAGE = process.env[RABBITMQ_IMAGE_ENV] ?? LOCAL_IMAGES.rabbitmq40;
+// By default the local image runs as a later 4.x will: the deprecated features we could touch denied.
+const LATER_4X = IMAGE.startsWith('mq-drivers/')
+  ? 'deprecated_features.permit.transient_nonexcl_queues = false\ndeprecated_features.permit.global_qos = false'
+  : undefined;
 const MAIN_VHOST = 'mq-conformance';
 const RECONNECT_VHOST = 'mq-conformance-reconnect';
 
@@ -37,7 +41,7 @@ const skipReason = await containerSkipReason('driver-rabbitmq 4.0 conformance', 
 let broker: RabbitMqContainer | undefined;
 let version = '';
 if (skipReason === undefined) {
-  broker = await startRabbitMq({ image: IMAGE, config: process.env.MQ_TEST_RABBITMQ_CONFIG });
+  broker = await startRabbitMq({ image: IMAGE, config: process.env.MQ_TEST_RABBITMQ_CONFIG ?? LATER_4X });
   for (const vhost of [MAIN_VHOST, RECONNECT_VHOST]) {
     await broker.rabbitmqctl('-q', 'add_vhost', vhost);
     await broker.rabbitmqctl('-q', 'set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*');
