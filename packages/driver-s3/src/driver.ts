@@ -29,6 +29,7 @@ import { DeadLetters } from './dead-letters.js';
 import { encodeRecord, Keys, type LogType } from './layout.js';
 import { LogReader, LogWriter } from './log.js';
 import { DRIVER_NAME, parseS3Url, resolveOptions, type S3DriverOptions } from './options.js';
+import { redactUrl } from './redact.js';
 import { Retention } from './retention.js';
 import { type Position, parseCursor, ShareSubscription } from './share.js';
 import { Store } from './store.js';
@@ -74,7 +75,8 @@ export function createS3Driver(options: S3DriverOptions): Driver {
         httpsAgent: { keepAlive: true, maxSockets: 256 },
       },
     });
-  const endpointLabel = resolved.endpoint ?? `s3.${resolved.region}.amazonaws.com`;
+  // Shown in error messages: never with a password (an endpoint URL may carry user info).
+  const endpointLabel = resolved.endpoint !== undefined ? redactUrl(resolved.endpoint) : `s3.${resolved.region}.amazonaws.com`;
   const store = new Store(client, resolved.bucket, endpointLabel, resolved.requestTimeoutMs);
   const keys = new Keys(resolved.prefix);
   const logs = new LogReader(store, keys);

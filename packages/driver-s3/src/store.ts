@@ -85,7 +85,7 @@ export class Store {
     ) {
       return new AuthenticationError({
         driver: DRIVER_NAME,
-        message: `${this.endpointLabel} refused the credentials while trying to ${action} in bucket "${this.bucket}": ${why}`,
+        message: `${this.endpointLabel} refused the credentials while trying to ${action}${action.includes(`"${this.bucket}"`) ? '' : ` in bucket "${this.bucket}"`}: ${why}`,
         cause: error,
       });
     }
@@ -273,7 +273,7 @@ export class Store {
     } catch (error) {
       const status = statusOf(error);
       if (status !== 404 && nameOf(error) !== 'NotFound' && nameOf(error) !== 'NoSuchBucket') {
-        throw this.toError(error, `open bucket "${this.bucket}"`);
+        throw this.toError(await this.reasonOf(error), `open bucket "${this.bucket}"`);
       }
       if (!create) throw this.toError({ name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } }, 'open bucket');
     }
@@ -284,6 +284,22 @@ export class Store {
       if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') {
         throw this.toError(error, `create bucket "${this.bucket}"`);
       }
+    }
+  }
+
+  /**
+   * A HEAD answer has no body, so a refused HeadBucket carries no S3 error code (the SDK calls it
+   * `Unknown`). Ask again with a request whose answer has one (a LIST of at most one key), so the
+   * error names the reason (`SignatureDoesNotMatch`, `InvalidAccessKeyId`, `AccessDenied`...).
+   */
+  private async reasonOf(headError: unknown): Promise<unknown> {
+    const status = statusOf(headError);
+    if (status === undefined || status < 400 || ((headError as SdkError).Code ?? 'Unknown') !== 'Unknown') return headError;
+    try {
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, MaxKeys: 1 }), this.signal());
+      return headError;
+    } catch (listError) {
+      return statusOf(listError) !== undefined ? listError : headError;
     }
   }
 
