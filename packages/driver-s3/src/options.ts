@@ -40,7 +40,13 @@ export interface S3DriverOptions {
   leaseMs?: number;
   /** Backoff before a failed message is redelivered. Default `{baseMs: 1000, maxMs: 60000}`. */
   redeliveryBackoff?: BackoffOptions;
-  /** Upper bound for one S3 request including SDK retries, in ms; publishes reject after it. Default 15000. URL: `?requestTimeoutMs=`. */
+  /**
+   * Upper bound for one S3 request including SDK retries, in ms. A publish settles at most this long
+   * after the call, also when it waited behind another write (it then rejects with a `PublishError`).
+   * After a request that got no answer in time, the driver drops its idle pooled connections (they may
+   * lead into a black hole), so consumers recover within about this long once the endpoint answers
+   * again. Default 15000. URL: `?requestTimeoutMs=`.
+   */
   requestTimeoutMs?: number;
   /** How often a durable share subscription saves its cursor, in ms. Default 1000. */
   cursorSaveIntervalMs?: number;
