@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
 // restarts) run afterwards, one file at a time, from vitest.isolated.config.ts.
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'scripts/test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/*.isolated.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -29,6 +29,15 @@ export interface ConformanceOptions {
    */
   reconnect?: () => Promise<void>;
   /**
+   * The broker's URL as `connect()` takes it, with credentials where the broker uses them (e.g.
+   * `amqp://guest:guest@127.0.0.1:5672`, `s3://KEY:SECRET@bucket/prefix?endpoint=…`). The bad-input
+   * group derives broken and wrong-credential URLs holding a secret from it and checks that no
+   * error carries the secret. Without it that case is a visible skip.
+   */
+  url?: string;
+  /** Opens a driver from a URL, for the cases that use {@link url}. Default: core's `connect(url)`. */
+  connect?: (url: string) => Driver | Promise<Driver>;
+  /**
    * Run the cases of a group concurrently (vitest `describe.concurrent`). Cases are isolated by
    * segment, so this is safe for a correct driver. Default true.
    */
@@ -42,6 +51,8 @@ export interface ResolvedOptions {
   quietMs: number;
   messageCount: number;
   reconnect: (() => Promise<void>) | undefined;
+  url: string | undefined;
+  connect: ((url: string) => Driver | Promise<Driver>) | undefined;
   concurrent: boolean;
 }
 
@@ -63,8 +74,23 @@ export function resolveOptions(options: ConformanceOptions): ResolvedOptions {
   if (typeof options.createDriver !== 'function') {
     throw new TypeError('@mq-drivers/conformance: missing required option `createDriver` (a function returning a fresh driver)');
   }
+  const known = ['name', 'createDriver', 'timeoutMs', 'quietMs', 'messageCount', 'reconnect', 'url', 'connect', 'concurrent'];
+  const unknown = Object.keys(options).filter((key) => !known.includes(key));
+  if (unknown.length > 0) {
+    throw new TypeError(
+      `@mq-drivers/conformance: unknown option(s) ${unknown.map((key) => `\`${key}\``).join(', ')} (known: ${known.join(', ')})`,
+    );
+  }
   if (options.reconnect !== undefined && typeof options.reconnect !== 'function') {
     throw new TypeError('@mq-drivers/conformance: option `reconnect` must be a function');
+  }
+  if (options.url !== undefined && (typeof options.url !== 'string' || !/^[a-z][a-z0-9+.-]*:/i.test(options.url))) {
+    throw new TypeError(
+      '@mq-drivers/conformance: option `url` must be a URL string with a scheme, e.g. amqp://guest:guest@127.0.0.1',
+    );
+  }
+  if (options.connect !== undefined && typeof options.connect !== 'function') {
+    throw new TypeError('@mq-drivers/conformance: option `connect` must be a function (url) => driver');
   }
   return {
     name: options.name,
@@ -73,6 +99,8 @@ export function resolveOptions(options: ConformanceOptions): ResolvedOptions {
     quietMs: positive('quietMs', options.quietMs, 500, 10),
     messageCount: Math.floor(positive('messageCount', options.messageCount, 30, 6)),
     reconnect: options.reconnect,
+    url: options.url,
+    connect: options.connect,
     concurrent: options.concurrent ?? true,
   };
 }

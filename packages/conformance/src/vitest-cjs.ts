@@ -22,3 +22,4 @@ export const runBadInputTests = unavailable('runBadInputTests');
 export const runReplayTests = unavailable('runReplayTests');
 export const runDurableTests = unavailable('runDurableTests');
 export const runReconnectTests = unavailable('runReconnectTests');
+export const runUnregisterTests = unavailable('runUnregisterTests');

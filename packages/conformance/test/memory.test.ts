@@ -1,4 +1,5 @@
 import { runConformance } from '@mq-drivers/conformance';
+import { connect } from '@mq-drivers/core';
 import { createMemoryDriver } from '@mq-drivers/memory';
 
 // The full suite on the in-process reference driver. Every createDriver() call is a fresh
@@ -11,6 +12,9 @@ runConformance({
       // Short redelivery delays keep the retry and dead-letter cases fast.
       redeliveryBackoff: { baseMs: 10, maxMs: 50 },
     }),
+  url: 'memory:',
+  // From this folder, where @mq-drivers/memory is installed (vitest runs from the root).
+  connect: (url: string) => connect(url, { resolveFrom: import.meta.dirname }),
   timeoutMs: 5_000,
   quietMs: 300,
 });

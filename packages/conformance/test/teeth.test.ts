@@ -1,5 +1,6 @@
 import { type ConformanceCase, conformanceCases } from '@mq-drivers/conformance';
 import { type BrokenDriver, brokenDrivers } from '@mq-drivers/conformance/broken';
+import { connect } from '@mq-drivers/core';
 import { createMemoryDriver } from '@mq-drivers/memory';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -31,6 +32,9 @@ async function pool<T>(jobs: (() => Promise<T>)[], size: number): Promise<T[]> {
   return results;
 }
 
+// From this folder, where @mq-drivers/memory is installed (vitest runs from the root).
+const openByUrl = (url: string) => connect(url, { resolveFrom: import.meta.dirname });
+
 const subjects: { id: string; broken?: BrokenDriver }[] = [
   { id: 'unbroken' },
   ...brokenDrivers.map((broken) => ({ id: broken.id, broken })),
@@ -46,6 +50,8 @@ beforeAll(async () => {
       createDriver: subject.broken ? subject.broken.wrap(base) : base,
       // Exercise the reconnect case too: the memory broker has no connection to break.
       reconnect: async () => undefined,
+      url: 'memory:',
+      connect: subject.broken?.wrapConnect ? subject.broken.wrapConnect(openByUrl) : openByUrl,
       ...HARNESS,
     });
     for (const testCase of cases) if (testCase.skipReason === undefined) runs.push({ subject: subject.id, testCase });

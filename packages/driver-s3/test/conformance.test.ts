@@ -1,5 +1,7 @@
 import { runConformance, runReconnectTests, waitFor } from '@mq-drivers/conformance';
 import { TcpProxy, testS3 } from '@mq-drivers/conformance/services';
+import { connect, registerDriver } from '@mq-drivers/core';
+import { driver as definition } from '@mq-drivers/s3';
 import { afterAll, describe, it } from 'vitest';
 import { newDriver, s3Unavailable } from './helpers.js';
 
@@ -18,6 +20,12 @@ if (unavailable) {
     // A fresh driver per call, all on the same bucket and prefix; fast polls and short leases.
     createDriver: () => newDriver({ prefix: 'conformance' }),
     timeoutMs: 15_000,
+    // The bad-input group opens drivers from URLs derived from this one (with a secret in them).
+    url: `s3://${encodeURIComponent(testS3.accessKeyId)}:${encodeURIComponent(testS3.secretAccessKey)}@${testS3.bucket}/conformance?endpoint=${encodeURIComponent(testS3.endpoint)}&region=${testS3.region}&forcePathStyle=true`,
+    connect: (url) => {
+      registerDriver(definition);
+      return connect(url);
+    },
   });
 
   // The reconnect group: its drivers reach S3 through a TCP proxy of their own, so the hook can

@@ -10,7 +10,9 @@
  * ```
  */
 import {
+  type Driver,
   type Handler,
+  InvalidArgumentError,
   type JsonValue,
   newMessageId,
   prepareSharePublish,
@@ -32,7 +34,12 @@ export interface BrokenDriver {
   aimedAt: readonly string[];
   /** Returns a factory of broken drivers around the given (working) factory; state is shared per call. */
   wrap(createDriver: CreateDriver): CreateDriver;
+  /** Where the rule is about opening by URL: the harness' `connect`, broken the same way. */
+  wrapConnect?(connect: Connect): Connect;
 }
+
+/** Opens a driver from a URL, as the harness option `connect`. */
+export type Connect = (url: string) => Driver | Promise<Driver>;
 
 const isValid = (validate: () => unknown) => {
   try {
@@ -506,6 +513,46 @@ export const brokenDrivers: readonly BrokenDriver[] = [
           },
         }),
       ),
+  },
+  {
+    id: 'runs-twice-at-once',
+    breaks: 'every 3rd message is handled by two handler runs at the same time',
+    aimedAt: ['reconnect.prefetch-bound'],
+    wrap: (createDriver) =>
+      wrapFactory(createDriver, (inner) =>
+        wrapHandlers(inner, (handler) => {
+          let n = 0;
+          return async (message) => {
+            if (n++ % 3 !== 2) return handler(message);
+            await Promise.all([handler(message), handler(message)]);
+          };
+        }),
+      ),
+  },
+  {
+    id: 'broker-headers-dropped',
+    breaks: 'headers starting with `x-` are accepted at publish but do not reach the handler',
+    aimedAt: ['bad-input.headers-round-trip'],
+    wrap: (createDriver) =>
+      wrapFactory(createDriver, (inner) =>
+        wrapHandlers(inner, (handler) => (message) => {
+          const headers = Object.fromEntries(Object.entries(message.headers).filter(([key]) => !key.startsWith('x-')));
+          return handler(remake(message, { headers }));
+        }),
+      ),
+  },
+  {
+    id: 'secret-in-url-errors',
+    breaks: 'a refused URL is kept whole (password included) in the error it raises',
+    aimedAt: ['bad-input.no-secret-in-errors'],
+    wrap: (createDriver) => createDriver,
+    wrapConnect: (connect) => async (url) => {
+      try {
+        return await connect(url);
+      } catch (cause) {
+        throw new InvalidArgumentError({ driver: 'broken', argument: 'url', value: url, message: 'refused', cause });
+      }
+    },
   },
   {
     id: 'unregister-does-nothing',

@@ -11,7 +11,9 @@ import { assertExactlyOnce, assertJsonEqual, ConformanceError, check, show } fro
 import type { CaseDefinition } from '../case.js';
 import type { CaseContext } from '../harness.js';
 import { watchQuiet, withDeadline } from '../wait.js';
+import { headerCases } from './header-round-trip.js';
 import { rejectionOf } from './lifecycle.js';
+import { urlSecretCases } from './url-secrets.js';
 
 const PROBE_KIND = 'conf.probe';
 /** Bad consume calls use this kind / topic, so a wrongly accepted one would get the liveness messages. */
@@ -602,4 +604,6 @@ export const badInputCases: CaseDefinition[] = [
       await ctx.expectExactlyOnce(ids, { label: 'the worker whose bad close() was rejected' });
     },
   },
+  ...headerCases,
+  ...urlSecretCases,
 ];

@@ -1,8 +1,8 @@
 import type { Driver } from '@mq-drivers/core';
 import { check, list, show } from '../assert.js';
 import type { CaseDefinition } from '../case.js';
-import type { CaseContext } from '../harness.js';
-import { waitFor, withDeadline } from '../wait.js';
+import { type CaseContext, ConcurrencyMeter, pause } from '../harness.js';
+import { waitFor, watchQuiet, withDeadline } from '../wait.js';
 
 const KIND = 'conf.reconnect';
 const TOPIC = 'conf.reconnect.event';
@@ -101,6 +101,77 @@ export const reconnectCases: CaseDefinition[] = [
           },
         });
       }
+    },
+  },
+  {
+    id: 'reconnect.prefetch-bound',
+    group: 'reconnect',
+    name: 'across a broken connection prefetch still bounds the running handlers, and no message runs in two handlers of one subscription at once',
+    skip: noHook,
+    budget: 8,
+    async run(ctx) {
+      const prefetch = 3;
+      const producer = await ctx.driver();
+      const consumer = await ctx.driver();
+      const meter = new ConcurrencyMeter();
+      const running = new Map<string, number>();
+      const overlaps: string[] = [];
+      // Handlers hang until the gate opens: they are still running while the connection breaks,
+      // so a driver that resumes with a fresh prefetch window (or starts the redelivered copies of
+      // running messages) shows it before any of them finishes.
+      const gate = ctx.gate();
+      const handler = ctx.recorder.handler('worker', (message) =>
+        meter.around(async () => {
+          const copies = (running.get(message.id) ?? 0) + 1;
+          running.set(message.id, copies);
+          if (copies > 1)
+            overlaps.push(`${message.id} (attempt ${message.attempt}) started while ${copies - 1} run(s) of it were still going`);
+          try {
+            await gate.promise;
+            await pause(5);
+          } finally {
+            running.set(message.id, (running.get(message.id) ?? 1) - 1);
+          }
+        }),
+      );
+      await ctx.taskConsume(consumer, handler, { segment: ctx.segment, topic: KIND, prefetch });
+      // A probe on the same consumer driver tells when its connection is back after the hook.
+      await ctx.taskConsume(consumer, ctx.recorder.handler('probe'), {
+        segment: ctx.segment,
+        topic: `${KIND}.probe`,
+        prefetch: 1,
+      });
+      const failures: string[] = [];
+      const ids: string[] = [];
+      for (let index = 0; index < prefetch * 4; index++) ids.push(await publishConfirmed(ctx, producer, 'task', index, failures));
+      await waitFor(() => meter.running >= 1, {
+        timeoutMs: ctx.timeoutMs,
+        description: 'a handler running before the reconnect',
+      });
+      // A driver that fills its prefetch shows it within moments; one that does not is not wrong.
+      await waitFor(() => meter.running === prefetch, { timeoutMs: ctx.quietMs * 4, description: 'a full prefetch' }).catch(
+        () => undefined,
+      );
+      await withDeadline(ctx.options.reconnect!(), ctx.timeoutMs * 3, 'the reconnect hook');
+      const probe = await publishConfirmed(ctx, producer, 'task', ids.length, failures);
+      await ctx.recorder.waitForIds([probe], {
+        consumer: 'probe',
+        timeoutMs: ctx.timeoutMs * 2,
+        description: 'the probe task at the consumer driver (its connection is back)',
+      });
+      const bounded = () => {
+        check(meter.max <= prefetch, `${meter.max} handlers ran at once with prefetch ${prefetch} (after the reconnect)`);
+        check(overlaps.length === 0, () => `one message ran in two handlers at once: ${overlaps.join('; ')}`);
+      };
+      // While the old handlers still hang, the resumed consumer may not start more of them.
+      await watchQuiet(ctx.quietMs, bounded, 'handlers still running after the reconnect');
+      gate.open();
+      await ctx.recorder.waitForIds(ids, {
+        consumer: 'worker',
+        timeoutMs: ctx.timeoutMs * 2,
+        description: 'every confirmed task at the worker',
+      });
+      await watchQuiet(ctx.quietMs, bounded, 'after the handlers were released');
     },
   },
 ];

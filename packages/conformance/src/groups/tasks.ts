@@ -142,6 +142,46 @@ export const taskCases: CaseDefinition[] = [
     },
   },
   {
+    id: 'tasks.competing-workers-bursts',
+    group: 'tasks',
+    name: '2 competing workers of one kind (prefetch 1) share tasks published in bursts of concurrent publishes fairly, each exactly once',
+    async run(ctx) {
+      // Bursts let a driver batch several tasks into one broker write; a worker that wins the
+      // claim of a batch must not starve the other one (awaited publishes never show this).
+      const producer = await ctx.driver();
+      const names = ['worker-a', 'worker-b'];
+      for (const name of names) {
+        await ctx.taskConsume(
+          await ctx.driver(),
+          ctx.recorder.handler(name, () => pause(5)),
+          { segment: ctx.segment, topic: KIND, prefetch: 1 },
+        );
+      }
+      const burst = 25;
+      const bursts = 4;
+      const ids: string[] = [];
+      for (let round = 0; round < bursts; round++) {
+        const receipts = await withDeadline(
+          Promise.all(Array.from({ length: burst }, (_, n) => producer.taskPublish({ round, n }, { segment: ctx.segment }))),
+          ctx.timeoutMs,
+          `burst #${round} of ${burst} concurrent publishes`,
+        );
+        ids.push(...receipts.map((receipt) => receipt.id));
+      }
+      // 100 tasks at prefetch 1 take a slow broker (S3) longer than one deadline.
+      await ctx.recorder.waitForIds(ids, { timeoutMs: ctx.timeoutMs * 2, description: 'the 2 workers together' });
+      await ctx.expectExactlyOnce(ids, { label: 'the 2 workers together' });
+      const floor = Math.floor((ids.length / names.length) * 0.5);
+      const shares = names.map((name) => `${name}: ${ctx.recorder.of(name).length}`);
+      for (const name of names) {
+        check(
+          ctx.recorder.of(name).length >= floor,
+          `unfair share: each of 2 workers should get at least ${floor} of ${ids.length} burst-published tasks (half a fair share); got ${shares.join(', ')}`,
+        );
+      }
+    },
+  },
+  {
     id: 'tasks.kinds-fan-out',
     group: 'tasks',
     name: '3 kinds × 2 workers: every kind gets every task exactly once, on exactly one of its workers',
