@@ -91,6 +91,8 @@ export class TaskWorker implements Subscription {
   private lastCount = 0;
   private counting: Promise<void> | undefined;
   private idleSince: number | undefined;
+  /** Round trip of this worker's successful claims, in ms (smoothed). */
+  private claimRtt = 0;
   /** Whether this worker won the last claim it tried. */
   private wonLast = false;
   /** Objects in a row we found already taken: a sign that other workers are ahead. */
@@ -214,24 +216,35 @@ export class TaskWorker implements Subscription {
     // In a backlog, read the next object while claiming this one: after a lost race the next claim
     // goes out without another round trip.
     if (this.idleSince === undefined) void this.records(seq + 1).catch(() => undefined);
-    if (this.idleSince !== undefined) {
-      // Work arrives after a quiet spell: recount the live workers (peers may have started meanwhile).
-      await this.recount();
-    } else if (Date.now() - this.lastCount > RECOUNT_BUSY_MS) {
-      // In a backlog, notice peers that started (or left) since: a stale count makes the yield below wrong.
-      void this.recount();
+    const afterQuiet = this.idleSince !== undefined;
+    if (Date.now() - this.lastCount > RECOUNT_BUSY_MS) {
+      // Recount the live workers (peers may have started or left since the last count, which the
+      // fairness rules below need): before claiming when work arrives after a quiet spell, else
+      // alongside. At most once a second, so a trickle of tasks does not cost a LIST each.
+      if (afterQuiet) await this.recount();
+      else void this.recount();
     }
     this.idleSince = undefined;
     this.poll.found();
     // Optimistic: try the first range we do not know to be taken; a 412 tells us otherwise.
     let start = this.frontier.get(seq) ?? 0;
-    // Fairness among competing workers. The last winner knows where the claim chain ended, while a
-    // loser first reads the claim that beat it, then claims after it: two round trips. Claiming at
-    // once after its handlers, the winner would take every range whose handlers take less than those
-    // round trips, and the loser would fall further behind each time (one burst going to one worker).
-    // So a winner that has company reads the claim at its frontier first, like a loser: whoever is
-    // ready first gets the next range, and neither sleeps.
-    let look = this.wonLast && this.liveWorkers > 1;
+    // Fairness among competing workers: the last winner lets the others go first.
+    // - Work arriving after a quiet spell (tasks trickling in) goes to whoever polls first; the last
+    //   winner waits a few round trips, so the others (one poll behind) take turns with it.
+    // - In a backlog, the last winner knows where the claim chain ended, while a loser first reads
+    //   the claim that beat it, then claims after it: two round trips. Claiming at once, the winner
+    //   would take every range whose handlers take less than that, and the loser would fall further
+    //   behind each time (one burst going to one worker). So the winner reads the claim at its
+    //   frontier first, like a loser: whoever is ready first gets the next range, and nobody sleeps.
+    let look = false;
+    if (this.wonLast && this.liveWorkers > 1) {
+      if (!afterQuiet) look = true;
+      else {
+        const base = Math.max(this.claimRtt * 2, this.ctx.options.minPollIntervalMs, 50);
+        await this.sleeper.sleep(Math.min(500, base * (this.liveWorkers - 1) * (0.5 + Math.random())));
+        if (this.closed) return false;
+      }
+    }
     this.wonLast = false;
     let lost = 0;
     for (;;) {
@@ -263,9 +276,13 @@ export class TaskWorker implements Subscription {
           continue;
         }
       }
+      const sent = Date.now();
       const lease = await Lease.acquire(this.ctx, keyOf, body);
       this.wonLast = lease !== undefined;
       if (lease) {
+        // Smoothed, so that one slow or fast answer does not decide the next wait.
+        const rtt = Date.now() - sent;
+        this.claimRtt = this.claimRtt === 0 ? rtt : 0.7 * this.claimRtt + 0.3 * rtt;
         this.behind = 0;
         this.frontier.set(seq, end);
         this.hold(seq, start, end, lease, records);
