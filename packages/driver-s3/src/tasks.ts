@@ -93,6 +93,8 @@ export class TaskWorker implements Subscription {
   private idleSince: number | undefined;
   /** Round trip of this worker's successful claims, in ms (smoothed). */
   private claimRtt = 0;
+  /** Rounds in which this worker, after a win, still lets the others claim first (a backlog). */
+  private defer = 0;
   /** Whether this worker won the last claim it tried. */
   private wonLast = false;
   /** Objects in a row we found already taken: a sign that other workers are ahead. */
@@ -235,16 +237,19 @@ export class TaskWorker implements Subscription {
     //   the claim that beat it, then claims after it: two round trips. Claiming at once, the winner
     //   would take every range whose handlers take less than that, and the loser would fall further
     //   behind each time (one burst going to one worker). So the winner reads the claim at its
-    //   frontier first, like a loser: whoever is ready first gets the next range, and nobody sleeps.
+    //   frontier first, like a loser, for as many rounds as there are other workers (so that with
+    //   three, the third gets its turn too): whoever is ready first gets the next range, and nobody
+    //   sleeps.
     let look = false;
-    if (this.wonLast && this.liveWorkers > 1) {
-      if (!afterQuiet) look = true;
-      else {
+    if (this.liveWorkers > 1) {
+      if (!afterQuiet) look = this.defer > 0;
+      else if (this.wonLast) {
         const base = Math.max(this.claimRtt * 2, this.ctx.options.minPollIntervalMs, 50);
         await this.sleeper.sleep(Math.min(500, base * (this.liveWorkers - 1) * (0.5 + Math.random())));
         if (this.closed) return false;
       }
     }
+    if (this.defer > 0) this.defer--;
     this.wonLast = false;
     let lost = 0;
     for (;;) {
@@ -280,6 +285,7 @@ export class TaskWorker implements Subscription {
       const lease = await Lease.acquire(this.ctx, keyOf, body);
       this.wonLast = lease !== undefined;
       if (lease) {
+        this.defer = this.liveWorkers - 1;
         // Smoothed, so that one slow or fast answer does not decide the next wait.
         const rtt = Date.now() - sent;
         this.claimRtt = this.claimRtt === 0 ? rtt : 0.7 * this.claimRtt + 0.3 * rtt;
