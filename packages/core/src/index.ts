@@ -1,9 +1,11 @@
-export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
-export { decodeBody, encodeBody } from './body.js';
+export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, validateBackoffOptions } from './backoff.js';
+export { decodeBody, encodeBody, MAX_BODY_DEPTH } from './body.js';
 export * from './contract.js';
 export * from './errors/index.js';
 export { newMessageId } from './message-id.js';
 export {
+  describeValue,
+  rejectUnknownKeys,
   validateHeaders,
   validateKind,
   validateMessageId,
@@ -22,11 +24,13 @@ export {
   type PreparedTaskConsume,
   prepareCloseOptions,
   prepareDeadLetterTarget,
+  prepareRedriveOptions,
   prepareShareConsume,
   prepareSharePublish,
   prepareTaskConsume,
   prepareTaskPublish,
 } from './prepare.js';
+export { redactUrl } from './redact.js';
 export {
   assertDriver,
   type ConnectOptions,
@@ -36,4 +40,4 @@ export {
   drivers,
   registerDriver,
 } from './registry.js';
-export { anyTopicMatches, topicMatches } from './topic-match.js';
+export { anyTopicMatches, compileTopicPattern, type TopicMatcher, topicMatches } from './topic-match.js';

@@ -17,19 +17,52 @@ const HEADER_KEY = /^[A-Za-z0-9_.-]{1,128}$/;
 const MESSAGE_ID = /^[\x21-\x7e]{1,128}$/;
 const MAX_TOPIC_LENGTH = 255;
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'number' || typeof value === 'bigint') return `${typeof value} ${String(value)}`;
+/** Longest description of a value put into a message; the value itself is kept on the error. */
+const DESCRIBE_LIMIT = 120;
+
+function truncate(text: string): string {
+  return text.length <= DESCRIBE_LIMIT ? text : `${text.slice(0, DESCRIBE_LIMIT)}… (${text.length} characters)`;
+}
+
+/**
+ * A short, readable description of a value for an error message: strings quoted (`"a.b"`),
+ * numbers and other primitives with their type (`number 42`), objects as JSON (`object {"a":1}`),
+ * class instances by class; long text is cut at 120 characters. Never throws.
+ * Redact secrets (e.g. with {@link redactUrl}) before describing them.
+ */
+export function describeValue(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return truncate(JSON.stringify(value));
+    case 'undefined':
+      return 'undefined';
+    case 'number':
+    case 'boolean':
+      return `${typeof value} ${String(value)}`;
+    case 'bigint':
+      return `bigint ${String(value)}n`;
+    case 'symbol':
+      return truncate(value.toString());
+    case 'function':
+      return value.name ? truncate(`function ${value.name}`) : 'an anonymous function';
+  }
+  if (value === null) return 'null';
   try {
-    return `${typeof value} ${JSON.stringify(value)}`;
+    if (Array.isArray(value)) return truncate(`array ${JSON.stringify(value)}`);
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (value as object).constructor?.name || 'a class';
+      if (value instanceof Date) return `Date ${Number.isNaN(value.getTime()) ? 'Invalid Date' : value.toISOString()}`;
+      return truncate(`an instance of ${name}`);
+    }
+    return truncate(`object ${JSON.stringify(value)}`);
   } catch {
-    return typeof value;
+    return Array.isArray(value) ? 'an array' : 'an object'; // cycles, throwing getters, BigInts inside
   }
 }
 
 function fail(driver: string, argument: string, value: unknown, rule: string): never {
-  throw new InvalidArgumentError({ driver, argument, value, message: `${describe(value)} ${rule}` });
+  throw new InvalidArgumentError({ driver, argument, value, message: `${describeValue(value)} ${rule}` });
 }
 
 export function validateSegment(driver: string, value: unknown, argument = 'segment'): string {
@@ -118,4 +151,21 @@ export function validateNonNegativeNumber(driver: string, value: unknown, argume
     fail(driver, argument, value, 'must be a finite number >= 0');
   }
   return value;
+}
+
+/**
+ * Rejects a key of an options object that is not one of `known` (a typo must not pass silently),
+ * with InvalidArgumentError naming it as `${prefix}${key}`. Keys whose value is undefined pass:
+ * they ask for nothing.
+ */
+export function rejectUnknownKeys(driver: string, value: object, known: readonly string[], prefix = ''): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key) || (value as Record<string, unknown>)[key] === undefined) continue;
+    throw new InvalidArgumentError({
+      driver,
+      argument: `${prefix}${key}`,
+      value: (value as Record<string, unknown>)[key],
+      message: `${describeValue(key)} is not a known option (known: ${known.join(', ')})`,
+    });
+  }
 }

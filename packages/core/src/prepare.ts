@@ -15,6 +15,8 @@ import {
 import { InvalidArgumentError, MessageTooLargeError, UnsupportedError } from './errors/index.js';
 import { newMessageId } from './message-id.js';
 import {
+  describeValue,
+  rejectUnknownKeys,
   validateHeaders,
   validateKind,
   validateMessageId,
@@ -40,12 +42,32 @@ export interface PreparedPublish {
   publishedAt: Date;
 }
 
-function requireOptions(driver: string, options: unknown): Record<string, unknown> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidArgumentError({ driver, argument: 'options', value: options, message: 'must be an object' });
+/** The options object, checked to hold only `known` keys (named `${prefix}${key}` when not). */
+function requireOptions(
+  driver: string,
+  options: unknown,
+  known: readonly string[],
+  argument = 'options',
+  prefix = '',
+): Record<string, unknown> {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError({
+      driver,
+      argument,
+      value: options,
+      message: `${describeValue(options)} must be an object`,
+    });
   }
+  rejectUnknownKeys(driver, options, known, prefix);
   return options as Record<string, unknown>;
 }
+
+const TASK_PUBLISH_KEYS = ['segment', 'headers', 'id'] as const;
+const SHARE_PUBLISH_KEYS = ['topic', 'segment', 'headers', 'id'] as const;
+const TASK_CONSUME_KEYS = ['topic', 'segment', 'prefetch', 'maxAttempts'] as const;
+const SHARE_CONSUME_KEYS = ['topics', 'segment', 'name', 'from', 'prefetch', 'maxAttempts'] as const;
+const TARGET_KEYS = ['segment', 'kind', 'subscription'] as const;
+const CLOSE_KEYS = ['timeoutMs'] as const;
 
 function measure(json: string, headers: Record<string, string>): number {
   let bytes = Buffer.byteLength(json);
@@ -77,7 +99,7 @@ export function prepareTaskPublish(
   body: unknown,
   options: TaskPublishOptions,
 ): PreparedPublish {
-  return preparePublish(driver, capabilities, body, requireOptions(driver, options), undefined);
+  return preparePublish(driver, capabilities, body, requireOptions(driver, options, TASK_PUBLISH_KEYS), undefined);
 }
 
 export function prepareSharePublish(
@@ -86,14 +108,19 @@ export function prepareSharePublish(
   body: unknown,
   options: SharePublishOptions,
 ): PreparedPublish {
-  const raw = requireOptions(driver, options);
+  const raw = requireOptions(driver, options, SHARE_PUBLISH_KEYS);
   const topic = validateTopic(driver, raw.topic);
   return preparePublish(driver, capabilities, body, raw, topic);
 }
 
 function checkHandler(driver: string, handler: unknown): void {
   if (typeof handler !== 'function') {
-    throw new InvalidArgumentError({ driver, argument: 'handler', value: handler, message: 'must be a function' });
+    throw new InvalidArgumentError({
+      driver,
+      argument: 'handler',
+      value: handler,
+      message: `${describeValue(handler)} must be a function`,
+    });
   }
 }
 
@@ -106,7 +133,7 @@ export interface PreparedTaskConsume {
 
 export function prepareTaskConsume(driver: string, handler: unknown, options: TaskConsumeOptions): PreparedTaskConsume {
   checkHandler(driver, handler);
-  const raw = requireOptions(driver, options);
+  const raw = requireOptions(driver, options, TASK_CONSUME_KEYS);
   return {
     segment: validateSegment(driver, raw.segment),
     kind: validateKind(driver, raw.topic),
@@ -134,7 +161,7 @@ export function prepareShareConsume(
   options: ShareConsumeOptions,
 ): PreparedShareConsume {
   checkHandler(driver, handler);
-  const raw = requireOptions(driver, options);
+  const raw = requireOptions(driver, options, SHARE_CONSUME_KEYS);
   const from = raw.from as ReplayFrom | undefined;
   if (from !== undefined) {
     const valid =
@@ -147,7 +174,7 @@ export function prepareShareConsume(
         driver,
         argument: 'from',
         value: from,
-        message: 'must be "earliest", "latest", a valid Date or {cursor: string}',
+        message: `${describeValue(from)} must be "earliest", "latest", a valid Date or {cursor: string}`,
       });
     }
     if (!capabilities.replay && from !== 'latest') {
@@ -172,13 +199,26 @@ export function prepareDeadLetterTarget(
   driver: string,
   target: DeadLetterTarget,
 ): { segment: string; kind: string; subscription?: undefined } | { segment: string; subscription: string; kind?: undefined } {
-  const raw = requireOptions(driver, target);
+  const raw = requireOptions(driver, target, TARGET_KEYS, 'target', 'target.');
   const segment = validateSegment(driver, raw.segment, 'target.segment');
+  if (raw.kind !== undefined && raw.subscription !== undefined) {
+    throw new InvalidArgumentError({
+      driver,
+      argument: 'target',
+      value: target,
+      message: `${describeValue(target)} names both \`kind\` and \`subscription\`; a target is one or the other`,
+    });
+  }
   if (raw.kind !== undefined) return { segment, kind: validateKind(driver, raw.kind, 'target.kind') };
   if (raw.subscription !== undefined) {
     return { segment, subscription: validateSubscriptionName(driver, raw.subscription, 'target.subscription') };
   }
-  throw new InvalidArgumentError({ driver, argument: 'target', value: target, message: 'needs `kind` or `subscription`' });
+  throw new InvalidArgumentError({
+    driver,
+    argument: 'target',
+    value: target,
+    message: `${describeValue(target)} needs \`kind\` or \`subscription\``,
+  });
 }
 
 /** The text stored with a dead letter: the error's message (or its string form). */
@@ -194,7 +234,23 @@ export function errorText(error: unknown): string {
 /** The close deadline in ms: `options.timeoutMs`, or {@link DEFAULT_CLOSE_TIMEOUT_MS}. */
 export function prepareCloseOptions(driver: string, options: CloseOptions | undefined): number {
   if (options === undefined) return DEFAULT_CLOSE_TIMEOUT_MS;
-  const raw = requireOptions(driver, options);
+  const raw = requireOptions(driver, options, CLOSE_KEYS);
   if (raw.timeoutMs === undefined) return DEFAULT_CLOSE_TIMEOUT_MS;
   return validateNonNegativeNumber(driver, raw.timeoutMs, 'timeoutMs');
+}
+
+/** The ids of `redriveDeadLetters(target, {ids})`: undefined for "all", else the set of ids. */
+export function prepareRedriveOptions(driver: string, options: { ids?: readonly string[] } | undefined): Set<string> | undefined {
+  if (options === undefined) return undefined;
+  const raw = requireOptions(driver, options, ['ids']);
+  if (raw.ids === undefined) return undefined;
+  if (!Array.isArray(raw.ids)) {
+    throw new InvalidArgumentError({
+      driver,
+      argument: 'ids',
+      value: raw.ids,
+      message: `${describeValue(raw.ids)} must be an array of message ids`,
+    });
+  }
+  return new Set(raw.ids.map((id, index) => validateMessageId(driver, id, `ids[${index}]`)));
 }

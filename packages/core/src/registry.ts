@@ -1,8 +1,10 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type Driver, SPECIFICATION_VERSION } from './contract.js';
 import { InvalidArgumentError, NoSuchDriverError, UnsupportedError } from './errors/index.js';
+import { describeValue, rejectUnknownKeys } from './names.js';
+import { redactUrl } from './redact.js';
 
 /**
  * How a driver package makes itself known. A package exports it as `driver` (or default) and
@@ -27,8 +29,11 @@ export interface DriverInfo {
 
 export interface ConnectOptions {
   /**
-   * Folder to find installed driver packages from. Default: `process.cwd()` — the application,
-   * not core's own folder, so pnpm's strict layout finds the application's dependencies.
+   * The one folder to find installed driver packages from (its `node_modules` and those of its
+   * parents). Default: as Node resolves the application's own imports — from the folder of the
+   * entry script (`process.argv[1]`, `require.main`), then from core's own installed location,
+   * then from `process.cwd()`; so a service started from another working directory (systemd,
+   * cron, a container) still finds the drivers installed beside core.
    */
   resolveFrom?: string;
   /** Options handed to the driver's factory. */
@@ -63,7 +68,7 @@ export function registerDriver<Options>(definition: DriverDefinition<Options>): 
       driver: 'core',
       argument: 'definition.name',
       value: definition?.name,
-      message: 'must be a non-empty string',
+      message: `${describeValue(definition?.name)} must be a non-empty string`,
     });
   }
   if (!Array.isArray(definition.schemes) || definition.schemes.length === 0) {
@@ -71,7 +76,7 @@ export function registerDriver<Options>(definition: DriverDefinition<Options>): 
       driver: 'core',
       argument: 'definition.schemes',
       value: definition.schemes,
-      message: 'must be a non-empty array',
+      message: `${describeValue(definition.schemes)} must be a non-empty array`,
     });
   }
   for (const scheme of definition.schemes) {
@@ -80,7 +85,7 @@ export function registerDriver<Options>(definition: DriverDefinition<Options>): 
         driver: 'core',
         argument: 'definition.schemes',
         value: scheme,
-        message: 'must be lower-case URL schemes without ":"',
+        message: `${describeValue(scheme)} is not a lower-case URL scheme without ":"`,
       });
     }
   }
@@ -89,7 +94,7 @@ export function registerDriver<Options>(definition: DriverDefinition<Options>): 
       driver: 'core',
       argument: 'definition.create',
       value: definition.create,
-      message: 'must be a function',
+      message: `${describeValue(definition.create)} must be a function`,
     });
   }
   const stored = definition as DriverDefinition<never>;
@@ -117,11 +122,59 @@ function nodeModulesDirs(from: string): string[] {
   let dir = resolve(from);
   for (;;) {
     const candidate = join(dir, 'node_modules');
-    if (existsSync(candidate)) dirs.push(candidate);
+    // As Node does: never `node_modules/node_modules`.
+    if (basename(dir) !== 'node_modules' && existsSync(candidate)) dirs.push(candidate);
     const parent = dirname(dir);
     if (parent === dir) return dirs;
     dir = parent;
   }
+}
+
+/** A folder driver packages are looked up from, and why. */
+interface SearchRoot {
+  dir: string;
+  label: 'resolveFrom' | 'application' | 'core' | 'working directory';
+}
+
+/** The folder of the entry script, as Node sees it (symlinks resolved); undefined for `node -e`, a REPL. */
+function applicationDir(): string | undefined {
+  const main =
+    (typeof require === 'function' ? require.main?.filename : undefined) ??
+    (typeof process.argv[1] === 'string' && process.argv[1] !== '' ? process.argv[1] : undefined);
+  if (main === undefined) return undefined;
+  try {
+    const real = realpathSync(main);
+    return statSync(real).isDirectory() ? real : dirname(real);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where this copy of core is installed: its driver packages are usually installed beside it. */
+function coreDir(): string | undefined {
+  try {
+    // CommonJS build: __dirname; ES module build: import.meta.url.
+    return typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+  } catch {
+    return undefined;
+  }
+}
+
+function searchRoots(resolveFrom: string | undefined): SearchRoot[] {
+  if (resolveFrom !== undefined) return [{ dir: resolve(resolveFrom), label: 'resolveFrom' }];
+  const roots: SearchRoot[] = [];
+  const add = (dir: string | undefined, label: SearchRoot['label']) => {
+    if (dir !== undefined && !roots.some((root) => root.dir === dir)) roots.push({ dir, label });
+  };
+  add(applicationDir(), 'application');
+  add(coreDir(), 'core');
+  add(process.cwd(), 'working directory');
+  return roots;
+}
+
+/** Every node_modules folder of the roots, in order, each once. */
+function moduleDirs(roots: readonly SearchRoot[]): string[] {
+  return [...new Set(roots.flatMap((root) => nodeModulesDirs(root.dir)))];
 }
 
 function describePackage(packageName: string, dir: string): InstalledPackage | undefined {
@@ -138,9 +191,9 @@ function describePackage(packageName: string, dir: string): InstalledPackage | u
 }
 
 /** Driver packages installed for the application: `@mq-drivers/*` with `mqDriver`, and `mq-driver-*`. */
-function findInstalled(from: string): InstalledPackage[] {
+function findInstalled(roots: readonly SearchRoot[]): InstalledPackage[] {
   const found = new Map<string, InstalledPackage>();
-  for (const modules of nodeModulesDirs(from)) {
+  for (const modules of moduleDirs(roots)) {
     const candidates: string[] = [];
     const scoped = join(modules, '@mq-drivers');
     if (existsSync(scoped)) for (const entry of readdirSync(scoped)) candidates.push(`@mq-drivers/${entry}`);
@@ -154,8 +207,8 @@ function findInstalled(from: string): InstalledPackage[] {
   return [...found.values()];
 }
 
-function findPackageDir(from: string, packageName: string): string | undefined {
-  for (const modules of nodeModulesDirs(from)) {
+function findPackageDir(roots: readonly SearchRoot[], packageName: string): string | undefined {
+  for (const modules of moduleDirs(roots)) {
     const dir = join(modules, packageName);
     if (existsSync(join(dir, 'package.json'))) return dir;
   }
@@ -202,14 +255,35 @@ async function loadPackage(packageName: string, dir: string): Promise<DriverDefi
   return definition;
 }
 
+function checkResolveFrom(resolveFrom: unknown): asserts resolveFrom is string | undefined {
+  if (resolveFrom !== undefined && (typeof resolveFrom !== 'string' || resolveFrom === '')) {
+    throw new InvalidArgumentError({
+      driver: 'core',
+      argument: 'options.resolveFrom',
+      value: resolveFrom,
+      message: `${describeValue(resolveFrom)} must be a folder path`,
+    });
+  }
+}
+
 /** Every driver known to this process: registered ones first, then installed, not yet loaded ones. */
 export function drivers(options: { resolveFrom?: string } = {}): DriverInfo[] {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError({
+      driver: 'core',
+      argument: 'options',
+      value: options,
+      message: `${describeValue(options)} must be an object`,
+    });
+  }
+  rejectUnknownKeys('core', options, ['resolveFrom'], 'options.');
+  checkResolveFrom(options.resolveFrom);
   const list: DriverInfo[] = [...state.byName.values()].map((d) => ({
     name: d.name,
     schemes: [...d.schemes],
     source: 'registered',
   }));
-  for (const info of findInstalled(options.resolveFrom ?? process.cwd())) {
+  for (const info of findInstalled(searchRoots(options.resolveFrom))) {
     if (state.byName.has(info.name)) continue;
     list.push({ name: info.name, schemes: info.schemes, source: 'installed', packageName: info.packageName });
   }
@@ -219,30 +293,34 @@ export function drivers(options: { resolveFrom?: string } = {}): DriverInfo[] {
 function schemeOf(url: string): string {
   const match = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url);
   if (!match?.[1]) {
+    const safe = redactUrl(url);
     throw new InvalidArgumentError({
       driver: 'core',
       argument: 'url',
-      value: url,
-      message: 'must start with a scheme such as memory:, amqp:// or s3://',
+      value: safe,
+      message: `${describeValue(safe)} must start with a scheme such as memory:, amqp:// or s3://`,
     });
   }
   return match[1].toLowerCase();
 }
 
-async function findDefinition(scheme: string, from: string): Promise<DriverDefinition<never>> {
+async function findDefinition(url: string, scheme: string, resolveFrom: string | undefined): Promise<DriverDefinition<never>> {
   const registered = state.byScheme.get(scheme);
   if (registered) return registered;
   const official = OFFICIAL[scheme];
   const candidates = [official, `mq-driver-${scheme}`].filter((p): p is string => p !== undefined);
+  const roots = searchRoots(resolveFrom);
   for (const packageName of candidates) {
-    const dir = findPackageDir(from, packageName);
+    const dir = findPackageDir(roots, packageName);
     if (dir) return loadPackage(packageName, dir);
   }
-  const declared = findInstalled(from).find((info) => info.schemes.includes(scheme));
+  const declared = findInstalled(roots).find((info) => info.schemes.includes(scheme));
   if (declared) return loadPackage(declared.packageName, declared.dir);
-  const available = drivers({ resolveFrom: from }).map((d) => `${d.name} (${d.schemes.map((s) => `${s}:`).join(' ')})`);
+  const available = drivers({ resolveFrom }).map((d) => `${d.name} (${d.schemes.map((s) => `${s}:`).join(' ')})`);
   throw new NoSuchDriverError({
     scheme,
+    url,
+    searched: roots.map((root) => `${root.dir} (${root.label})`),
     availableDrivers: available,
     installCommand: official
       ? `npm install ${official}`
@@ -264,14 +342,31 @@ export function assertDriver(driver: Driver, source: string): Driver {
 
 /**
  * Opens a driver chosen by the URL's scheme: `memory:`, `amqp://`/`amqps://`, `s3://bucket/prefix`,
- * or any scheme of a registered or installed driver. Installed packages are found from the
- * application folder (see {@link ConnectOptions.resolveFrom}) without the user importing them.
+ * or any scheme of a registered or installed driver. Installed packages are found as Node finds
+ * the application's imports (see {@link ConnectOptions.resolveFrom}) without the user importing them.
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Driver> {
   if (typeof url !== 'string') {
-    throw new InvalidArgumentError({ driver: 'core', argument: 'url', value: url, message: 'must be a string' });
+    // A URL object would carry its password into the error: keep only its redacted text.
+    const given: unknown = url;
+    const value = given instanceof URL ? redactUrl(given.href) : given;
+    throw new InvalidArgumentError({
+      driver: 'core',
+      argument: 'url',
+      value,
+      message: `${given instanceof URL ? `a URL object ${JSON.stringify(value)}` : describeValue(value)} must be a string such as "memory:", "amqp://host" or "s3://bucket/prefix"`,
+    });
+  }
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError({
+      driver: 'core',
+      argument: 'options',
+      value: options,
+      message: `${describeValue(options)} must be an object`,
+    });
   }
   const { resolveFrom, ...driverOptions } = options;
-  const definition = await findDefinition(schemeOf(url), resolveFrom ?? process.cwd());
+  checkResolveFrom(resolveFrom);
+  const definition = await findDefinition(url, schemeOf(url), resolveFrom);
   return assertDriver(await definition.create(url, driverOptions as never), `driver ${definition.name}`);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeBody, InvalidArgumentError } from '../dist/index.js';
+import { encodeBody, InvalidArgumentError, MAX_BODY_DEPTH, MqError } from '../dist/index.js';
 
 class Point {
   x = 1;
@@ -56,5 +56,57 @@ describe('encodeBody', () => {
   it('allows the same object twice when it is not a cycle', () => {
     const shared = { x: 1 };
     expect(encodeBody('core', { a: shared, b: shared })).toBe('{"a":{"x":1},"b":{"x":1}}');
+  });
+
+  describe('nesting depth', () => {
+    /** `levels` arrays or objects inside each other, with `leaf` innermost. */
+    function nested(levels: number, kind: 'object' | 'array', leaf: unknown = 1): unknown {
+      let body = leaf;
+      for (let level = 0; level < levels; level++) body = kind === 'object' ? { n: body } : [body];
+      return body;
+    }
+
+    it('is documented as 256 levels of arrays and objects', () => {
+      expect(MAX_BODY_DEPTH).toBe(256);
+    });
+
+    it.each(['object', 'array'] as const)('accepts %s bodies exactly at the limit', (kind) => {
+      const body = nested(MAX_BODY_DEPTH, kind);
+      expect(JSON.parse(encodeBody('core', body))).toEqual(body);
+      // An empty container at the innermost level counts as a level too.
+      expect(() => encodeBody('core', nested(MAX_BODY_DEPTH - 1, kind, {}))).not.toThrow();
+    });
+
+    it.each([
+      ['object', 257],
+      ['array', 257],
+      ['object', 5_000],
+      ['array', 5_000],
+      ['object', 100_000],
+      ['array', 100_000],
+    ] as const)('rejects %s bodies %i levels deep with a typed error', (kind, levels) => {
+      let error: unknown;
+      try {
+        encodeBody('memory', nested(levels, kind));
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(Error);
+      expect(MqError.isInstance(error), String(error)).toBe(true);
+      expect(InvalidArgumentError.isInstance(error)).toBe(true);
+      const typed = error as InstanceType<typeof InvalidArgumentError>;
+      expect(typed.message).toMatch(/^memory: invalid body/);
+      expect(typed.message).toMatch(/deeper than 256 levels/);
+      // The path points at the first container past the limit.
+      const step = kind === 'object' ? '.n' : '[0]';
+      expect(typed.argument).toBe(`body${step.repeat(MAX_BODY_DEPTH)}`);
+      // The error itself stays loggable.
+      expect(() => JSON.stringify(typed)).not.toThrow();
+    });
+
+    it('rejects an over-deep container even when it is empty', () => {
+      expect(() => encodeBody('core', nested(MAX_BODY_DEPTH, 'array', []))).toThrow(/deeper than 256 levels/);
+      expect(() => encodeBody('core', nested(MAX_BODY_DEPTH, 'object', {}))).toThrow(/deeper than 256 levels/);
+    });
   });
 });

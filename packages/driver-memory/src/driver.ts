@@ -7,19 +7,22 @@ import {
   type DeadLetterTarget,
   type Driver,
   DriverClosedError,
+  describeValue,
   type Handler,
   InvalidArgumentError,
   prepareCloseOptions,
   prepareDeadLetterTarget,
+  prepareRedriveOptions,
   prepareShareConsume,
   prepareSharePublish,
   prepareTaskConsume,
   prepareTaskPublish,
   type ReplayFrom,
+  rejectUnknownKeys,
   SPECIFICATION_VERSION,
   type Subscription,
   TopologyError,
-  validateNonNegativeNumber,
+  validateBackoffOptions,
   validatePositiveInteger,
   validateSubscriptionName,
 } from '@mq-drivers/core';
@@ -54,23 +57,24 @@ const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 const DEFAULT_HISTORY_LIMIT = 10_000;
 const CURSOR_PREFIX = 'memory:';
 
+const OPTION_KEYS = ['broker', 'redeliveryBackoff', 'maxMessageBytes', 'historyLimit'] as const;
+
 function validateOptions(options: MemoryDriverOptions) {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: 'options', value: options, message: 'must be an object' });
-  }
-  const broker =
-    options.broker === undefined ? 'default' : validateSubscriptionName(DRIVER_NAME, options.broker, 'options.broker');
-  const backoff = options.redeliveryBackoff ?? DEFAULT_MEMORY_BACKOFF;
-  if (backoff === null || typeof backoff !== 'object') {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new InvalidArgumentError({
       driver: DRIVER_NAME,
-      argument: 'options.redeliveryBackoff',
-      value: backoff,
-      message: 'must be {baseMs, maxMs}',
+      argument: 'options',
+      value: options,
+      message: `${describeValue(options)} must be an object`,
     });
   }
-  validateNonNegativeNumber(DRIVER_NAME, backoff.baseMs, 'options.redeliveryBackoff.baseMs');
-  validateNonNegativeNumber(DRIVER_NAME, backoff.maxMs, 'options.redeliveryBackoff.maxMs');
+  rejectUnknownKeys(DRIVER_NAME, options, OPTION_KEYS, 'options.');
+  const broker =
+    options.broker === undefined ? 'default' : validateSubscriptionName(DRIVER_NAME, options.broker, 'options.broker');
+  const backoff =
+    options.redeliveryBackoff === undefined
+      ? DEFAULT_MEMORY_BACKOFF
+      : validateBackoffOptions(DRIVER_NAME, options.redeliveryBackoff, 'options.redeliveryBackoff');
   return {
     broker,
     backoff: { baseMs: backoff.baseMs, maxMs: backoff.maxMs },
@@ -108,7 +112,7 @@ function startSeq(state: SegmentState, from: ReplayFrom | undefined): number {
       driver: DRIVER_NAME,
       argument: 'from.cursor',
       value: from.cursor,
-      message: `is not a cursor of this driver (expected "${CURSOR_PREFIX}<n>")`,
+      message: `${describeValue(from.cursor)} is not a cursor of this driver (expected "${CURSOR_PREFIX}<n>")`,
     });
   }
   return Number(match[1]);
@@ -269,9 +273,9 @@ export function createMemoryDriver(options: MemoryDriverOptions = {}): Driver {
 
     async redriveDeadLetters(target: DeadLetterTarget, redriveOptions?: { ids?: readonly string[] }) {
       ensureOpen();
+      const wanted = prepareRedriveOptions(DRIVER_NAME, redriveOptions);
       const queue = deadLetterQueue(broker, target);
       if (!queue) return 0;
-      const wanted = redriveOptions?.ids === undefined ? undefined : new Set(redriveOptions.ids);
       const keep = [];
       const redriven = [];
       for (const stored of queue.deadLetters) {

@@ -1,5 +1,5 @@
 import type { DriverDefinition } from '@mq-drivers/core';
-import { InvalidArgumentError } from '@mq-drivers/core';
+import { describeValue, InvalidArgumentError, redactUrl } from '@mq-drivers/core';
 import { createMemoryDriver, DRIVER_NAME, type MemoryDriverOptions } from './driver.js';
 
 export { createMemoryDriver, DEFAULT_MEMORY_BACKOFF, DRIVER_NAME, type MemoryDriverOptions } from './driver.js';
@@ -7,13 +7,14 @@ export { deleteMemoryBroker, inspectMemoryBroker, type MemoryBrokerInspector, ty
 
 /** `memory:` is the process-wide default broker; `memory://name` a separate named one. */
 function brokerFromUrl(url: string): string | undefined {
-  const match = /^memory:(?:\/\/([^/?#]*))?\/?$/i.exec(url);
+  const match = typeof url === 'string' ? /^memory:(?:\/\/([^/?#@]*))?\/?$/i.exec(url) : null;
   if (!match) {
+    const safe = redactUrl(url);
     throw new InvalidArgumentError({
       driver: DRIVER_NAME,
       argument: 'url',
-      value: url,
-      message: 'must be "memory:" or "memory://<broker name>"',
+      value: safe,
+      message: `${describeValue(safe)} must be "memory:" or "memory://<broker name>"`,
     });
   }
   return match[1] || undefined;

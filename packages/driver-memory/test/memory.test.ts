@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { InvalidArgumentError } from '@mq-drivers/core';
+import { InvalidArgumentError, MAX_BODY_DEPTH, MqError } from '@mq-drivers/core';
 import { createMemoryDriver, driver as definition, inspectMemoryBroker } from '@mq-drivers/memory';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -126,5 +126,64 @@ describe('memory driver', () => {
     await driver.taskPublish({ list: [1] }, { segment: seg });
     await until(() => bodies.length === 2, 'both kinds');
     expect(bodies).toEqual([{ list: [1, 99] }, { list: [1, 99] }]);
+  });
+
+  it('refuses a body nested deeper than MAX_BODY_DEPTH with a typed error, sending nothing', async () => {
+    const seg = segment();
+    const broker = `b-${randomUUID().slice(0, 8)}`;
+    const driver = open({ broker });
+    await (await driver.taskConsume(() => {}, { topic: 'K', segment: seg })).close();
+    const nested = (levels: number) => {
+      let body: unknown = 'leaf';
+      for (let level = 0; level < levels; level++) body = { n: body };
+      return body as never;
+    };
+    await driver.taskPublish(nested(MAX_BODY_DEPTH), { segment: seg });
+    for (const levels of [MAX_BODY_DEPTH + 1, 5_000, 100_000]) {
+      for (const publish of [
+        () => driver.taskPublish(nested(levels), { segment: seg }),
+        () => driver.sharePublish(nested(levels), { topic: 'T', segment: seg }),
+      ]) {
+        const error = await publish().catch((e: unknown) => e);
+        expect(MqError.isInstance(error), `${levels} levels: ${String(error)}`).toBe(true);
+        expect(InvalidArgumentError.isInstance(error)).toBe(true);
+        expect((error as Error).message).toMatch(/^memory: invalid body(\.n)+: an object nested deeper than 256 levels/);
+      }
+    }
+    expect(inspectMemoryBroker(broker).taskQueue(seg, 'K').count()).toBe(1);
+  });
+
+  it('names the bad value in every validation message, and never a URL password', async () => {
+    const seg = segment();
+    const driver = open();
+    const cases: [run: () => unknown, argument: string, shown: string][] = [
+      [() => definition.create('memory://a/b'), 'url', '"memory://a/b"'],
+      [() => definition.create('memory:/bad/path'), 'url', '"memory:/bad/path"'],
+      [() => definition.create('memory://user:S3CR3T@host'), 'url', '"memory://user:***@host"'],
+      [() => createMemoryDriver(5 as never), 'options', 'number 5'],
+      [() => createMemoryDriver({ redeliveryBackoff: 'fast' as never }), 'options.redeliveryBackoff', '"fast"'],
+      [() => createMemoryDriver({ brokr: 'x' } as never), 'options.brokr', '"brokr" is not a known option'],
+      [
+        () => createMemoryDriver({ redeliveryBackoff: { baseMs: 1, maxMs: 2, factor: 3 } as never }),
+        'options.redeliveryBackoff.factor',
+        '"factor" is not a known option',
+      ],
+      [() => driver.shareConsume(() => {}, { topics: ['a'], segment: seg, from: { cursor: 'nope' } }), 'from.cursor', '"nope"'],
+      [() => driver.redriveDeadLetters({ segment: seg, kind: 'K' }, { ids: 'abc' as never }), 'ids', '"abc"'],
+      [() => driver.redriveDeadLetters({ segment: seg, kind: 'K' }, { idz: ['a'] } as never), 'idz', '"idz"'],
+      [() => driver.taskPublish(1, { segment: seg, topic: 'K' } as never), 'topic', '"topic" is not a known option'],
+    ];
+    for (const [run, argument, shown] of cases) {
+      const error = await (async () => run())().then(
+        () => expect.unreachable(`${argument} accepted`),
+        (e: unknown) => e,
+      );
+      expect(InvalidArgumentError.isInstance(error), String(error)).toBe(true);
+      const typed = error as InstanceType<typeof InvalidArgumentError>;
+      expect(typed.argument).toBe(argument);
+      expect(typed.message).toMatch(/^memory: invalid /);
+      expect(typed.message).toContain(shown);
+      expect(JSON.stringify(typed)).not.toContain('S3CR3T');
+    }
   });
 });

@@ -45,7 +45,15 @@ import {
   taskExchange,
 } from './topology.js';
 import { deleteQueues, inUseError } from './unregister.js';
-import { decode, headersTableBytes, isEmpty, MAX_USER_HEADER_BYTES, publishProperties, userHeaders } from './wire.js';
+import {
+  decode,
+  headersTableBytes,
+  isEmpty,
+  MAX_USER_HEADER_BYTES,
+  publishProperties,
+  refusedHeaderReason,
+  userHeaders,
+} from './wire.js';
 
 /** A RabbitMQ driver: the contract's {@link Driver}. */
 export interface RabbitMqDriver extends Driver {
@@ -163,6 +171,16 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   ): Promise<PublishReceipt> {
     const headers = prepared.headers;
     const plain = isEmpty(headers);
+    if (!plain) {
+      for (const key in headers) {
+        const reason = refusedHeaderReason(key);
+        if (reason !== undefined) {
+          return Promise.reject(
+            new InvalidArgumentError({ driver: DRIVER_NAME, argument: `headers.${key}`, value: key, message: reason }),
+          );
+        }
+      }
+    }
     if (!plain && headersTableBytes(headers) > MAX_USER_HEADER_BYTES) {
       return Promise.reject(
         new InvalidArgumentError({

@@ -18,13 +18,17 @@ export {
 
 /**
  * The driver definition found by core's `connect('amqp://...')`. The URL given to `connect`
- * becomes the `url` option; every other option passes through.
+ * (which may name several hosts) becomes the `url` option; a `url` in the options (a string or
+ * an array, e.g. the dispatcher's `driverOptions.url`) adds its hosts after it. Every other
+ * option passes through.
  */
-export const driver: DriverDefinition<Omit<RabbitMqDriverOptions, 'url'>> = {
+export const driver: DriverDefinition<RabbitMqDriverOptions> = {
   name: DRIVER_NAME,
   schemes: ['amqp', 'amqps'],
-  create(url: string, options?: Omit<RabbitMqDriverOptions, 'url'>): RabbitMqDriver {
-    return createRabbitMqDriver({ ...options, url });
+  create(url: string, options?: RabbitMqDriverOptions): RabbitMqDriver {
+    const extra = options?.url;
+    const urls = extra === undefined ? url : [url, ...(Array.isArray(extra) ? (extra as readonly string[]) : [extra as string])];
+    return createRabbitMqDriver({ ...options, url: urls });
   },
 };
 

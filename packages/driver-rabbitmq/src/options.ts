@@ -9,8 +9,11 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Options of {@link createRabbitMqDriver}. Every field is optional except a way to reach the broker. */
 export interface RabbitMqDriverOptions {
   /**
-   * Broker URL, `amqp://user:pass@host:5672/vhost` or `amqps://...`. Several URLs (a cluster):
-   * each connection attempt tries them in turn, starting after the last one that worked.
+   * Broker URL, `amqp://user:pass@host:5672/vhost` or `amqps://...`. A cluster: several hosts in
+   * one URL, comma-separated (`amqp://user:pass@host1:5672,host2:5673/vhost`, sharing
+   * credentials, vhost and query), or several URLs. Each connection attempt tries the hosts in
+   * turn, starting with the last one that worked. Query parameters: those amqplib reads
+   * (`heartbeat`, `frameMax`, `channelMax`, `locale`, `maxFrameSize`); others are refused.
    * Required unless {@link connection} is given.
    */
   url?: string | readonly string[];
@@ -126,8 +129,9 @@ const KNOWN = new Set([
   'onError',
 ]);
 
+/** Throws `InvalidArgumentError`; the value it carries has its passwords redacted. */
 function bad(argument: string, value: unknown, message: string): never {
-  throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: `options.${argument}`, value, message });
+  throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: `options.${argument}`, value: redactAny(value), message });
 }
 
 function integer(raw: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
@@ -158,30 +162,82 @@ function backoff(raw: Record<string, unknown>, key: string, fallback: BackoffOpt
   return { baseMs: b.baseMs, maxMs: b.maxMs };
 }
 
-function checkUrl(url: unknown, argument: string): string {
-  if (typeof url !== 'string') bad(argument, url, 'must be an amqp:// or amqps:// URL string');
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    bad(argument, redact(url), 'is not a valid URL');
+/** URL query parameters amqplib reads (lib/connect.js); anything else would be ignored silently. */
+const QUERY_PARAMETERS = ['heartbeat', 'frameMax', 'channelMax', 'locale', 'maxFrameSize'];
+
+const FORM = 'amqp://user:pass@host:port/vhost (several hosts: amqp://user:pass@host1:port1,host2:port2/vhost)';
+
+/**
+ * Expands one URL option (a URL naming one host, or several comma-separated hosts) into one URL
+ * per host, sharing credentials, vhost and query. Every error names what is wrong and shows the
+ * URL with its password redacted; none keeps the URL parser's error (it holds the whole input).
+ */
+export function expandUrl(url: unknown, argument: string): string[] {
+  if (typeof url !== 'string') bad(argument, url, `must be a URL string of the form ${FORM}`);
+  const shown = redact(url);
+  const parts = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([\s\S]*)$/.exec(url);
+  if (!parts) bad(argument, url, `${shown} is not a URL of the form ${FORM}`);
+  const scheme = parts[1]!.toLowerCase();
+  if (scheme !== 'amqp' && scheme !== 'amqps')
+    bad(argument, url, `${shown} must use the amqp:// or amqps:// scheme, not ${scheme}:`);
+  const authority = parts[2]!;
+  const rest = parts[3]!;
+  if (rest.includes('@')) {
+    bad(
+      argument,
+      url,
+      `${shown}: the user name or password seems to contain "/", "?" or "#"; percent-encode them (%2F, %3F, %23)`,
+    );
   }
-  if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-    bad(argument, redact(url), 'must use the amqp:// or amqps:// scheme');
+  const at = authority.lastIndexOf('@');
+  const userinfo = at >= 0 ? authority.slice(0, at + 1) : '';
+  const hostList = authority.slice(at + 1);
+  if (hostList === '') bad(argument, url, `${shown} names no host`);
+  const urls: string[] = [];
+  for (const host of hostList.split(',')) {
+    const match = /^(\[[^\]]*\]|[^:[\]]*)(?::([^:]*))?$/.exec(host);
+    if (!match) bad(argument, url, `host "${host}" of ${shown} is not of the form host or host:port`);
+    const name = match[1]!;
+    const port = match[2];
+    if (name === '')
+      bad(
+        argument,
+        url,
+        `${shown} names an empty host${hostList.includes(',') ? ' (two commas in a row, or a comma at an end?)' : ''}`,
+      );
+    if (port !== undefined && port !== '' && (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65_535)) {
+      bad(argument, url, `port "${port}" of host "${name}" in ${shown} must be a number from 1 to 65535`);
+    }
+    const single = `${scheme}://${userinfo}${host}${rest}`;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(single);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.hostname) bad(argument, url, `host "${name}" in ${shown} is not a valid host name`);
+    for (const key of parsed.searchParams.keys()) {
+      if (!QUERY_PARAMETERS.includes(key)) {
+        bad(argument, url, `${shown} has the unknown query parameter "${key}" (known: ${QUERY_PARAMETERS.join(', ')})`);
+      }
+    }
+    urls.push(single);
   }
-  if (!parsed.hostname) bad(argument, redact(url), 'must name a host');
-  return url;
+  return urls;
 }
 
-/** The URL with its password replaced, for messages. */
+/**
+ * The URL with its password replaced by `***`, for messages (the user name stays). Works on
+ * anything URL-like, parseable or not: the password runs from the first ":" after the scheme
+ * up to the LAST "@" (a password may contain an unencoded "@", "/", "?" or "#").
+ */
 export function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-  }
+  const at = url.lastIndexOf('@');
+  if (at < 0) return url;
+  const start = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0].length ?? 0;
+  const colon = url.indexOf(':', start);
+  if (colon < 0 || colon > at) return url;
+  return `${url.slice(0, colon + 1)}***${url.slice(at)}`;
 }
 
 /** `host:port` of a URL, as named in `ConnectionError`. */
@@ -209,7 +265,7 @@ export function resolveOptions(options: RabbitMqDriverOptions | undefined): Reso
   const raw = options as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
     if (!KNOWN.has(key) && raw[key] !== undefined)
-      bad(key, raw[key], `is not an option of this driver (known: ${[...KNOWN].join(', ')})`);
+      bad(key, raw[key], `"${key}" is not an option of this driver (known: ${[...KNOWN].join(', ')})`);
   }
   const connection = raw.connection as ChannelModel | undefined;
   if (connection !== undefined && (connection === null || typeof (connection as ChannelModel).createChannel !== 'function')) {
@@ -217,9 +273,14 @@ export function resolveOptions(options: RabbitMqDriverOptions | undefined): Reso
   }
   let urls: string[] = [];
   if (raw.url !== undefined) {
-    if (connection !== undefined) bad('url', redactAny(raw.url), 'cannot be given together with `connection`');
-    urls = Array.isArray(raw.url) ? raw.url.map((u, i) => checkUrl(u, `url[${i}]`)) : [checkUrl(raw.url, 'url')];
-    if (urls.length === 0) bad('url', raw.url, 'must name at least one URL');
+    if (connection !== undefined) bad('url', raw.url, 'cannot be given together with `connection`');
+    if (Array.isArray(raw.url)) {
+      if (raw.url.length === 0) bad('url', raw.url, 'must name at least one URL');
+      urls = raw.url.flatMap((u, i) => expandUrl(u, `url[${i}]`));
+    } else {
+      urls = expandUrl(raw.url, 'url');
+    }
+    urls = [...new Set(urls)];
   } else if (connection === undefined) {
     bad('url', undefined, 'is required (or pass an amqplib `connection`)');
   }
@@ -261,8 +322,19 @@ export function resolveOptions(options: RabbitMqDriverOptions | undefined): Reso
   };
 }
 
-function redactAny(value: unknown): unknown {
+const SECRET_KEY = /pass|secret|token|credential|key|pfx|auth/i;
+
+/** A value for an error: URLs redacted, secret-looking fields of plain objects masked. */
+function redactAny(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redact(value);
-  if (Array.isArray(value)) return value.map(redactAny);
+  if (depth > 4) return value;
+  if (Array.isArray(value)) return value.map((v) => redactAny(v, depth + 1));
+  if (value !== null && typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) return value;
+    const copy: Record<string, unknown> = {};
+    for (const [key, entry] of Object.entries(value)) copy[key] = SECRET_KEY.test(key) ? '***' : redactAny(entry, depth + 1);
+    return copy;
+  }
   return value;
 }

@@ -61,37 +61,81 @@ type State = 'running' | 'done' | 'settled';
 
 interface Delivery {
   msg: ConsumeMessage;
+  message: Message;
+  /** Set when the body is not JSON: the delivery goes to the dead letters. */
+  invalidBody: string | undefined;
+  /** `running` until acknowledged or handed back (also while held, see `held`). */
   state: State;
   gen: Generation;
+  /** Counted in `running`: its handler runs (or its failure is being published). False while held. */
+  active: boolean;
 }
 
-/** One consumer on one channel. A reconnect or a broker cancel starts a new generation. */
+/**
+ * One channel and its consumers. A reconnect or a broker cancel starts a new generation.
+ * Consumers are added as capacity frees (see `topUp`); their prefetches add up to `limit`.
+ */
 interface Generation {
   channel: Channel;
-  tag: string | undefined;
+  tags: string[];
+  /** Sum of the prefetch (`basic.qos`, per consumer) of this channel's consumers. */
+  limit: number;
   alive: boolean;
+  /** Active deliveries of this generation. */
+  running: number;
   /** Unsettled deliveries in delivery-tag order, from `head`. */
   inflight: Array<Delivery | undefined>;
   head: number;
   /** Finished deliveries not yet acknowledged. */
   done: number;
   flushScheduled: boolean;
+  /** Serializes `basic.qos` + `basic.consume` pairs (a qos applies to the next consume). */
+  chain: Promise<void>;
+}
+
+/**
+ * How a message's handler ended in a generation that was gone by then (its ack or retry could
+ * not be sent): the broker redelivers that message, and the redelivered copy is settled with this
+ * outcome instead of running the handler again.
+ */
+interface Outcome {
+  attempt: number;
+  publishedAtMs: number;
+  failed: boolean;
+  error: unknown;
 }
 
 const MAX_ERROR_HEADER = 16 * 1024;
+/** Outcomes remembered for redeliveries that may never come (another consumer took them). */
+const MAX_OUTCOMES = 10_000;
 
 /**
  * A consumer. Acknowledges after the handler succeeds, in runs: consecutive finished deliveries
  * are acknowledged with one `basic.ack(multiple)`, and a delivery is never covered by an ack
  * before its handler finished. A failed handler's message is republished to the retry path
  * (or to the dead letters) with publisher confirms, and only then acknowledged.
+ *
+ * `prefetch` bounds the handlers running at once, across reconnects: handlers of a lost
+ * channel keep running, so a new channel consumes only what they leave free (the prefetch of
+ * its consumers adds up to `prefetch` minus the handlers still running on lost channels), and
+ * adds a consumer for the rest as they finish. A redelivered message whose handler still runs
+ * here is held until that run ends, then settled with its outcome (acknowledged after a
+ * success, retried after a failure) instead of running twice.
  */
 export class RabbitSubscription implements Subscription {
   readonly name: string;
   private gen: Generation | undefined;
   private closing = false;
   private closePromise: Promise<void> | undefined;
+  /** Active deliveries of every generation (handlers running, failures being published). */
   private running = 0;
+  /** Active deliveries of generations that are gone: they still occupy prefetch slots. */
+  private oldRunning = 0;
+  /** The delivery whose handler runs, by message id. */
+  private readonly runningIds = new Map<string, Delivery>();
+  /** Deliveries of a message id that arrived while a handler of that id was running. */
+  private readonly held = new Map<string, Delivery[]>();
+  private readonly outcomes = new Map<string, Outcome>();
   private idle: Array<() => void> = [];
   private restartTimer: NodeJS.Timeout | undefined;
   private restartAttempt = 0;
@@ -134,12 +178,15 @@ export class RabbitSubscription implements Subscription {
     const channel = await this.ctx.link.channel();
     const gen: Generation = {
       channel,
-      tag: undefined,
+      tags: [],
+      limit: 0,
       alive: false,
+      running: 0,
       inflight: [],
       head: 0,
       done: 0,
       flushScheduled: false,
+      chain: Promise.resolve(),
     };
     channel.on('error', (error: Error) => {
       if (!gen.alive) return;
@@ -153,20 +200,61 @@ export class RabbitSubscription implements Subscription {
     });
     channel.on('close', () => this.onChannelClose(gen));
     try {
-      await channel.prefetch(this.spec.prefetch, false);
       await this.spec.declare(new Declarer(channel));
       if (this.closing) throw new MqError({ driver: DRIVER_NAME, message: 'subscription closed while starting' });
       gen.alive = true;
       this.gen = gen;
-      const reply = await channel.consume(this.spec.queue, (msg) => this.onMessage(gen, msg), { noAck: false });
-      gen.tag = reply.consumerTag;
+      // Consumes what the handlers still running on lost channels leave free (maybe nothing yet).
+      await this.topUp(gen);
       this.restartAttempt = 0;
     } catch (error) {
-      gen.alive = false;
+      this.kill(gen);
       if (this.gen === gen) this.gen = undefined;
       channel.close().catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Adds a consumer for the prefetch slots that are free: `prefetch` minus the handlers still
+   * running on lost channels minus what this channel's consumers already take. Serialized per
+   * channel. Rejects when the channel fails (it is closing; `onChannelClose` restarts).
+   */
+  private topUp(gen: Generation): Promise<void> {
+    const work = gen.chain.then(() => this.addConsumer(gen));
+    gen.chain = work.catch(() => {});
+    return work;
+  }
+
+  private async addConsumer(gen: Generation): Promise<void> {
+    if (!gen.alive || this.closing) return;
+    const free = this.spec.prefetch - this.oldRunning - gen.limit;
+    if (free <= 0) return;
+    gen.limit += free;
+    try {
+      await gen.channel.prefetch(free, false);
+      const reply = await gen.channel.consume(this.spec.queue, (msg) => this.onMessage(gen, msg), { noAck: false });
+      gen.tags.push(reply.consumerTag);
+    } catch (error) {
+      gen.limit -= free;
+      throw error;
+    }
+  }
+
+  /** The generation is gone: the broker requeues its deliveries; its running handlers become old. */
+  private kill(gen: Generation): void {
+    if (!gen.alive) return;
+    gen.alive = false;
+    this.oldRunning += gen.running;
+    // Finished but not yet acknowledged: the broker redelivers them; settle those copies unrun.
+    for (let i = gen.head; i < gen.inflight.length; i++) {
+      const delivery = gen.inflight[i];
+      if (delivery?.state === 'done') {
+        delivery.state = 'settled';
+        if (!this.closing) this.remember(delivery, false, undefined);
+      }
+    }
+    gen.done = 0;
   }
 
   /** The connection is back: declare again (the broker may have restarted) and consume. */
@@ -178,7 +266,7 @@ export class RabbitSubscription implements Subscription {
 
   /** The connection is gone: its deliveries will come again from the broker. */
   suspend(): void {
-    if (this.gen) this.gen.alive = false;
+    if (this.gen) this.kill(this.gen);
   }
 
   private scheduleRestart(delayMs: number): void {
@@ -209,7 +297,7 @@ export class RabbitSubscription implements Subscription {
 
   private onChannelClose(gen: Generation): void {
     const wasAlive = gen.alive;
-    gen.alive = false;
+    this.kill(gen);
     if (this.gen === gen) this.gen = undefined;
     // Channel error with the connection still up: start again after a pause. A lost connection
     // is handled by resume() once it is back.
@@ -228,7 +316,7 @@ export class RabbitSubscription implements Subscription {
         message: `the broker cancelled the consumer of ${this.describe()} (was the queue deleted?); declaring it again and resuming`,
       }),
     );
-    gen.alive = false;
+    this.kill(gen);
     if (this.gen === gen) this.gen = undefined;
     gen.channel.close().catch(() => {});
     this.restartAttempt++;
@@ -246,14 +334,49 @@ export class RabbitSubscription implements Subscription {
       this.onChannel(gen, (channel) => channel.nack(msg, false, true));
       return;
     }
-    const delivery: Delivery = { msg, state: 'running', gen };
-    gen.inflight.push(delivery);
-    this.running++;
     const { message, invalidBody } = decode(msg, this.spec.segment, this.spec.fixedTopic);
-    if (invalidBody !== undefined) {
-      this.fail(delivery, message, invalidBody, true);
+    const delivery: Delivery = { msg, message, invalidBody, state: 'running', gen, active: false };
+    gen.inflight.push(delivery);
+    this.dispatch(delivery);
+  }
+
+  private activate(delivery: Delivery): void {
+    delivery.active = true;
+    this.running++;
+    delivery.gen.running++;
+  }
+
+  /** Runs the handler of a delivery, or holds it / settles it when its message already ran here. */
+  private dispatch(delivery: Delivery): void {
+    const { message, msg } = delivery;
+    if (delivery.invalidBody !== undefined) {
+      this.activate(delivery);
+      this.fail(delivery, message, delivery.invalidBody, true);
       return;
     }
+    const id = message.id;
+    if (this.runningIds.has(id)) {
+      // The same message still runs (its first delivery was on a lost channel): never twice at once.
+      const list = this.held.get(id);
+      if (list) list.push(delivery);
+      else this.held.set(id, [delivery]);
+      return;
+    }
+    const outcome = this.outcomes.get(id);
+    if (
+      outcome !== undefined &&
+      msg.fields.redelivered &&
+      outcome.attempt === message.attempt &&
+      outcome.publishedAtMs === message.publishedAt.getTime()
+    ) {
+      // Its handler already ran to the end here; only the ack (or the retry) was lost with the channel.
+      this.outcomes.delete(id);
+      this.activate(delivery);
+      if (outcome.failed) this.fail(delivery, message, outcome.error, false);
+      else this.finish(delivery);
+      return;
+    }
+    this.activate(delivery);
     if (this.isStaleRetry(message)) {
       this.finish(delivery);
       return;
@@ -263,20 +386,62 @@ export class RabbitSubscription implements Subscription {
       this.finish(delivery);
       return;
     }
+    this.runningIds.set(id, delivery);
     let result: unknown;
     try {
       result = this.spec.handler(message);
     } catch (error) {
-      this.fail(delivery, message, error, false);
+      this.handlerDone(delivery, true, error);
       return;
     }
     if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
       (result as Promise<unknown>).then(
-        () => this.finish(delivery),
-        (error: unknown) => this.fail(delivery, message, error, false),
+        () => this.handlerDone(delivery, false, undefined),
+        (error: unknown) => this.handlerDone(delivery, true, error),
       );
     } else {
-      this.finish(delivery);
+      this.handlerDone(delivery, false, undefined);
+    }
+  }
+
+  private handlerDone(delivery: Delivery, failed: boolean, error: unknown): void {
+    const id = delivery.message.id;
+    if (this.runningIds.get(id) === delivery) this.runningIds.delete(id);
+    if (failed) this.fail(delivery, delivery.message, error, false);
+    else this.finish(delivery);
+    this.release(id);
+  }
+
+  /** The handler of `id` ended: deliveries of it held meanwhile go on (one runs, the next waits again). */
+  private release(id: string): void {
+    const list = this.held.get(id);
+    if (!list) return;
+    this.held.delete(id);
+    for (const delivery of list) {
+      if (delivery.state !== 'running') continue;
+      if (!delivery.gen.alive) {
+        // Its channel is gone too: the broker delivers it again.
+        delivery.state = 'settled';
+        continue;
+      }
+      this.dispatch(delivery);
+    }
+  }
+
+  /** See {@link Outcome}. */
+  private remember(delivery: Delivery, failed: boolean, error: unknown): void {
+    const { message } = delivery;
+    if (delivery.invalidBody !== undefined) return;
+    this.outcomes.delete(message.id);
+    this.outcomes.set(message.id, {
+      attempt: message.attempt,
+      publishedAtMs: message.publishedAt.getTime(),
+      failed,
+      error,
+    });
+    if (this.outcomes.size > MAX_OUTCOMES) {
+      const oldest = this.outcomes.keys().next().value;
+      if (oldest !== undefined) this.outcomes.delete(oldest);
     }
   }
 
@@ -286,19 +451,31 @@ export class RabbitSubscription implements Subscription {
     return since !== undefined && message.attempt > 1 && message.publishedAt.getTime() < since;
   }
 
-  private handlerEnded(): void {
+  private handlerEnded(delivery: Delivery): void {
+    if (!delivery.active) return;
+    delivery.active = false;
     this.running--;
+    const gen = delivery.gen;
+    gen.running--;
+    if (!gen.alive) {
+      // A prefetch slot held by a lost channel is free: the current channel may take it.
+      this.oldRunning--;
+      if (this.gen?.alive) this.topUp(this.gen).catch(() => {});
+    }
     if (this.running === 0) for (const resolve of this.idle.splice(0)) resolve();
   }
 
   private finish(delivery: Delivery): void {
     if (delivery.state !== 'running') return;
-    this.handlerEnded();
     const gen = delivery.gen;
     if (!gen.alive) {
+      // Done (handled, or its retry published) but the ack cannot be sent: settle the redelivery.
       delivery.state = 'settled';
+      this.remember(delivery, false, undefined);
+      this.handlerEnded(delivery);
       return;
     }
+    this.handlerEnded(delivery);
     delivery.state = 'done';
     gen.done++;
     if (!gen.flushScheduled) {
@@ -350,7 +527,7 @@ export class RabbitSubscription implements Subscription {
     try {
       work(gen.channel);
     } catch {
-      gen.alive = false;
+      this.kill(gen);
     }
   }
 
@@ -358,8 +535,10 @@ export class RabbitSubscription implements Subscription {
   private fail(delivery: Delivery, message: Message, error: unknown, final: boolean): void {
     if (delivery.state !== 'running') return;
     if (!delivery.gen.alive) {
+      // The failure cannot be recorded on a lost channel: settle the redelivery with it.
       delivery.state = 'settled';
-      this.handlerEnded();
+      this.remember(delivery, true, error);
+      this.handlerEnded(delivery);
       return;
     }
     const text = errorText(error).slice(0, MAX_ERROR_HEADER);
@@ -369,7 +548,8 @@ export class RabbitSubscription implements Subscription {
       () => this.finish(delivery),
       (publishError: unknown) => {
         if (delivery.state !== 'running') return;
-        this.handlerEnded();
+        if (!delivery.gen.alive) this.remember(delivery, true, error);
+        this.handlerEnded(delivery);
         this.ctx.options.onError(
           new PublishError({
             driver: DRIVER_NAME,
@@ -448,9 +628,10 @@ export class RabbitSubscription implements Subscription {
   private async shutdown(timeoutMs: number): Promise<void> {
     if (this.starting) await this.startPromise?.catch(() => {});
     const gen = this.gen;
-    // 1. Stop fetching.
-    if (gen?.alive && gen.tag) {
-      await gen.channel.cancel(gen.tag).catch(() => {});
+    // 1. Stop fetching (after a consumer being added, if any: `closing` stops further ones).
+    if (gen) await gen.chain;
+    if (gen?.alive) {
+      for (const tag of gen.tags) await gen.channel.cancel(tag).catch(() => {});
     }
     // 2. Wait for running handlers, up to the deadline.
     if (this.running > 0) {
@@ -475,13 +656,15 @@ export class RabbitSubscription implements Subscription {
         }
       }
       if (unsettled) this.onChannel(gen, (channel) => channel.nackAll(true));
-      gen.alive = false;
+      this.kill(gen);
       if (this.spec.deleteOnClose) await gen.channel.deleteQueue(this.spec.queue).catch(() => {});
       await gen.channel.close().catch(() => {});
     } else if (this.spec.deleteOnClose && this.ctx.link.current) {
       await this.ctx.link.declare((d) => d.channel.deleteQueue(this.spec.queue)).catch(() => {});
     }
     this.gen = undefined;
+    this.held.clear();
+    this.outcomes.clear();
     this.ctx.forget(this);
   }
 }

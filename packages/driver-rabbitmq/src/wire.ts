@@ -9,21 +9,44 @@ import { H } from './topology.js';
  */
 export const CONTENT_TYPE = 'application/json';
 
-/** Headers set by RabbitMQ itself (dead-lettering, quorum queues); never handed to handlers as user headers. */
-const BROKER_HEADERS = new Set([
-  'x-death',
-  'x-first-death-exchange',
-  'x-first-death-queue',
-  'x-first-death-reason',
-  'x-last-death-exchange',
-  'x-last-death-queue',
-  'x-last-death-reason',
-  'x-delivery-count',
-  'x-acquired-count',
-]);
+/**
+ * Headers RabbitMQ sets itself (dead-lettering, quorum queues, RabbitMQ 4's `x-acquired-count`):
+ * never handed to handlers as user headers, and refused at publish (the broker would overwrite
+ * or drop them; a user `x-death` makes it log "invalid x-death header" when dead-lettering).
+ * RabbitMQ header names are case-sensitive, so `X-Death` is an ordinary header.
+ */
+const BROKER_HEADERS = new Set(['x-death', 'x-delivery-count', 'x-acquired-count']);
+const BROKER_HEADER_PREFIXES = ['x-first-death-', 'x-last-death-'];
+/**
+ * Headers RabbitMQ interprets at publish: sender-selected distribution (`CC`, `BCC`: extra
+ * routing keys, which must be arrays; a string closes the publishing channel). Refused at publish.
+ */
+const ROUTING_HEADERS = new Set(['CC', 'BCC']);
 
+function isBrokerHeader(key: string): boolean {
+  return BROKER_HEADERS.has(key) || BROKER_HEADER_PREFIXES.some((prefix) => key.startsWith(prefix));
+}
+
+/**
+ * Not a user header: ours (`x-mq-*`), the broker's, or `CC`/`BCC` of another client's message
+ * (its routing; republishing them as strings on a retry would close the publishing channel).
+ */
 export function isReservedHeader(key: string): boolean {
-  return key.toLowerCase().startsWith('x-mq-') || BROKER_HEADERS.has(key);
+  return key.toLowerCase().startsWith('x-mq-') || isBrokerHeader(key) || ROUTING_HEADERS.has(key);
+}
+
+/**
+ * Why a user header key cannot be published through RabbitMQ (it would not reach handlers as
+ * sent), or undefined when it can. Core already refuses `x-mq-*`.
+ */
+export function refusedHeaderReason(key: string): string | undefined {
+  if (isBrokerHeader(key)) {
+    return `header "${key}" is owned by RabbitMQ (x-death, x-delivery-count, x-acquired-count, x-first-death-*, x-last-death-*): the broker overwrites or drops it, so it would not reach handlers as sent; use another name`;
+  }
+  if (ROUTING_HEADERS.has(key)) {
+    return `header "${key}" is interpreted by RabbitMQ as extra routing keys (sender-selected distribution, CC/BCC) and cannot carry a string; use another name`;
+  }
+  return undefined;
 }
 
 export interface WireFields {

@@ -69,7 +69,7 @@ describe('options (no broker needed)', () => {
     } catch (error) {
       caught = error;
     }
-    expect((caught as InvalidArgumentError).value).toBe('http://user:***@host/');
+    expect((caught as InvalidArgumentError).value).toBe('http://user:***@host');
     expect((caught as Error).message).not.toMatch(/secret/);
   });
 
