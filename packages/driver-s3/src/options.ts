@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type BackoffOptions, InvalidArgumentError, type MqError } from '@mq-drivers/core';
+import { type BackoffOptions, InvalidArgumentError, type MqError, validateBackoffOptions } from '@mq-drivers/core';
 import { isSecretName, REDACTED, redactUrl, shown } from './redact.js';
 
 export const DRIVER_NAME = 's3';
@@ -241,15 +241,13 @@ export function resolveOptions(options: S3DriverOptions): ResolvedOptions {
   if (raw.client !== undefined && (raw.client === null || typeof (raw.client as { send?: unknown }).send !== 'function')) {
     bad('client', raw.client, 'must be an S3Client from @aws-sdk/client-s3');
   }
-  const backoff = raw.redeliveryBackoff as BackoffOptions | undefined;
-  if (
-    backoff !== undefined &&
-    (backoff === null ||
-      typeof backoff !== 'object' ||
-      !(typeof backoff.baseMs === 'number' && backoff.baseMs >= 0) ||
-      !(typeof backoff.maxMs === 'number' && backoff.maxMs >= backoff.baseMs))
-  ) {
-    bad('redeliveryBackoff', backoff, 'must be {baseMs >= 0, maxMs >= baseMs}');
+  // Core's check: both fields non-negative numbers, no unknown keys (a `baseMS` typo is refused).
+  const backoff =
+    raw.redeliveryBackoff === undefined
+      ? undefined
+      : validateBackoffOptions(DRIVER_NAME, raw.redeliveryBackoff, 'options.redeliveryBackoff');
+  if (backoff !== undefined && backoff.maxMs < backoff.baseMs) {
+    bad('redeliveryBackoff', raw.redeliveryBackoff, 'must be {baseMs >= 0, maxMs >= baseMs}');
   }
   const minPollIntervalMs = num(raw, 'minPollIntervalMs', 50, 1, 60_000);
   const maxPollIntervalMs = num(raw, 'maxPollIntervalMs', Math.max(1000, minPollIntervalMs), 1, 600_000);

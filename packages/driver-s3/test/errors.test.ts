@@ -134,6 +134,8 @@ describe('s3 errors never carry a secret, and name the bad value', () => {
       ],
       [{ bucket: 'ok-bucket', endpoint: 'ftp://x' }, /options\.endpoint: .*\(got "ftp:\/\/x"\)/],
       [{ bucket: 'ok-bucket', leaseMs: -1 }, /options\.leaseMs: .*\(got -1\)/],
+      [{ bucket: 'ok-bucket', redeliveryBackoff: { baseMS: 10, maxMs: 100 } }, /redeliveryBackoff\.baseMS/],
+      [{ bucket: 'ok-bucket', redeliveryBackoff: { baseMs: 100, maxMs: 10 } }, /maxMs >= baseMs.*"maxMs":10/],
       [{ bucket: 'ok-bucket', credentials: { accessKeyId: 'AKID', secretAccessKey: 42 } }, /secretAccessKey: number/],
       [
         { bucket: 'ok-bucket', credentials: { accessKeyId: 7, secretAccessKey: SECRET } },
