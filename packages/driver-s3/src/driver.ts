@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
 import {
   type Capabilities,
@@ -29,6 +31,7 @@ import { DeadLetters } from './dead-letters.js';
 import { encodeRecord, Keys, type LogType } from './layout.js';
 import { LogReader, LogWriter } from './log.js';
 import { DRIVER_NAME, parseS3Url, resolveOptions, type S3DriverOptions } from './options.js';
+import { redactUrl } from './redact.js';
 import { Retention } from './retention.js';
 import { type Position, parseCursor, ShareSubscription } from './share.js';
 import { Store } from './store.js';
@@ -58,6 +61,9 @@ const verified = new Map<string, Promise<void>>();
 export function createS3Driver(options: S3DriverOptions): Driver {
   const resolved = resolveOptions(options);
   const ownsClient = resolved.client === undefined;
+  // Our own keep-alive pools, so that a request timeout can empty them (`dropIdleSockets`).
+  const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
+  const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256 });
   const client =
     resolved.client ??
     new S3Client({
@@ -70,12 +76,22 @@ export function createS3Driver(options: S3DriverOptions): Driver {
       requestHandler: {
         connectionTimeout: Math.min(5000, resolved.requestTimeoutMs),
         requestTimeout: resolved.requestTimeoutMs,
-        httpAgent: { keepAlive: true, maxSockets: 256 },
-        httpsAgent: { keepAlive: true, maxSockets: 256 },
+        httpAgent,
+        httpsAgent,
       },
     });
-  const endpointLabel = resolved.endpoint ?? `s3.${resolved.region}.amazonaws.com`;
-  const store = new Store(client, resolved.bucket, endpointLabel, resolved.requestTimeoutMs);
+  // Shown in error messages: never with a password (an endpoint URL may carry user info).
+  const endpointLabel = resolved.endpoint !== undefined ? redactUrl(resolved.endpoint) : `s3.${resolved.region}.amazonaws.com`;
+  // After a request got no answer, the idle pooled connections are suspect too: opened before the
+  // trouble, they may lead into a black hole that never closes them, and every later request would
+  // take one and wait its whole timeout. Drop them; the next requests open fresh ones.
+  const dropIdleSockets = (): void => {
+    if (!ownsClient) return;
+    for (const agent of [httpAgent, httpsAgent]) {
+      for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+    }
+  };
+  const store = new Store(client, resolved.bucket, endpointLabel, resolved.requestTimeoutMs, dropIdleSockets);
   const keys = new Keys(resolved.prefix);
   const logs = new LogReader(store, keys);
   const deadLetters = new DeadLetters(store, keys);
@@ -298,7 +314,11 @@ export function createS3Driver(options: S3DriverOptions): Driver {
       await retention?.stop();
       await Promise.all([...subscriptions].map((s) => s.close()));
       await Promise.all([...writers.values()].map((w) => w.drain()));
-      if (ownsClient) client.destroy();
+      if (ownsClient) {
+        client.destroy();
+        httpAgent.destroy();
+        httpsAgent.destroy();
+      }
     },
   };
 }

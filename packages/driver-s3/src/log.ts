@@ -146,6 +146,11 @@ interface Pending {
   line: string;
   bytes: number;
   id: string;
+  /** `requestTimeoutMs` after the call: the publish is settled by then, whatever is in flight. */
+  deadline: number;
+  /** In the batch being written (else still waiting for its turn). */
+  sent: boolean;
+  settled: boolean;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -185,10 +190,36 @@ export class LogWriter {
     readonly type: LogType,
   ) {}
 
+  /**
+   * Resolves once the line is written; rejects with a `PublishError` when it is not, at most
+   * `requestTimeoutMs` after the call, also when it waited behind a write that got no answer.
+   */
   publish(line: string, id: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const bytes = Buffer.byteLength(line) + 1;
-      this.pending.push({ line, bytes, id, resolve, reject });
+      const timeoutMs = this.options.requestTimeoutMs;
+      const timer = setTimeout(() => this.expire(entry), timeoutMs);
+      const entry: Pending = {
+        line,
+        bytes,
+        id,
+        deadline: Date.now() + timeoutMs,
+        sent: false,
+        settled: false,
+        resolve: () => {
+          if (entry.settled) return;
+          entry.settled = true;
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error) => {
+          if (entry.settled) return;
+          entry.settled = true;
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.pending.push(entry);
       this.pendingBytes += bytes;
       if (this.writing) return;
       if (this.full()) this.start();
@@ -196,6 +227,27 @@ export class LogWriter {
       else if (this.pending.length >= this.lastBatch) this.soon ??= setImmediate(() => this.start());
       else this.timer ??= setTimeout(() => this.start(), this.options.flushIntervalMs);
     });
+  }
+
+  /** The publish's time is up: it rejects now, and is left out of any later write. */
+  private expire(entry: Pending): void {
+    if (entry.settled) return;
+    const timeoutMs = this.options.requestTimeoutMs;
+    const index = this.pending.indexOf(entry);
+    if (index >= 0) {
+      this.pending.splice(index, 1);
+      this.pendingBytes -= entry.bytes;
+    }
+    const where = this.store.endpointLabel;
+    entry.reject(
+      new PublishError({
+        driver: DRIVER_NAME,
+        messageId: entry.id,
+        message: entry.sent
+          ? `message ${entry.id} was not confirmed within ${timeoutMs} ms (no answer from ${where} while writing the next log object of ${this.segment}); it may still have been written`
+          : `message ${entry.id} was not written within ${timeoutMs} ms: the write ahead of it in ${this.segment} got no answer from ${where} in that time`,
+      }),
+    );
   }
 
   /** Resolves once everything published so far is written (or failed). */
@@ -223,6 +275,7 @@ export class LogWriter {
       if (batch.length > 0 && bytes + next.bytes > this.options.maxBatchBytes) break;
       batch.push(next);
       bytes += next.bytes;
+      next.sent = true;
       this.pending.shift();
     }
     this.pendingBytes -= bytes;
@@ -235,12 +288,14 @@ export class LogWriter {
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    const body = `${batch.map((p) => p.line).join('\n')}\n`;
     const token = randomUUID();
     const deadline = Date.now() + this.options.requestTimeoutMs;
     try {
       await this.ready();
       for (let lost = 0; ; ) {
+        // Publishes whose time ran out meanwhile have been rejected: they are not written.
+        const live = batch.filter((p) => !p.settled);
+        if (live.length === 0) return;
         if (Date.now() > deadline) {
           throw new PublishError({
             driver: DRIVER_NAME,
@@ -254,7 +309,10 @@ export class LogWriter {
         const seq: number = this.next;
         const key = this.keys.log(this.segment, this.type, seq);
         const sent = Date.now();
-        const result = await this.store.create(key, body, { batch: token, count: String(batch.length) });
+        const body = `${live.map((p) => p.line).join('\n')}\n`;
+        // Bounded by the earliest deadline among them: no publish waits on a request past its own.
+        const timeoutMs = Math.max(1, Math.min(...live.map((p) => p.deadline)) - sent);
+        const result = await this.store.create(key, body, { batch: token, count: String(live.length) }, timeoutMs);
         let ours = result.created;
         if (!ours && result.retried) {
           // The SDK retried: the 412 may answer our own first attempt. The batch token tells.
@@ -267,7 +325,7 @@ export class LogWriter {
           if (seq % HINT_EVERY === 0) {
             this.store.put(this.keys.headHint(this.segment, this.type), JSON.stringify({ seq })).catch(() => undefined);
           }
-          for (const p of batch) p.resolve();
+          for (const p of live) p.resolve();
           return;
         }
         lost++;

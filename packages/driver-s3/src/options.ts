@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type BackoffOptions, InvalidArgumentError, type MqError } from '@mq-drivers/core';
+import { type BackoffOptions, InvalidArgumentError, type MqError, validateBackoffOptions } from '@mq-drivers/core';
+import { isSecretName, REDACTED, redactUrl, shown } from './redact.js';
 
 export const DRIVER_NAME = 's3';
 
@@ -39,7 +40,13 @@ export interface S3DriverOptions {
   leaseMs?: number;
   /** Backoff before a failed message is redelivered. Default `{baseMs: 1000, maxMs: 60000}`. */
   redeliveryBackoff?: BackoffOptions;
-  /** Upper bound for one S3 request including SDK retries, in ms; publishes reject after it. Default 15000. URL: `?requestTimeoutMs=`. */
+  /**
+   * Upper bound for one S3 request including SDK retries, in ms. A publish settles at most this long
+   * after the call, also when it waited behind another write (it then rejects with a `PublishError`).
+   * After a request that got no answer in time, the driver drops its idle pooled connections (they may
+   * lead into a black hole), so consumers recover within about this long once the endpoint answers
+   * again. Default 15000. URL: `?requestTimeoutMs=`.
+   */
   requestTimeoutMs?: number;
   /** How often a durable share subscription saves its cursor, in ms. Default 1000. */
   cursorSaveIntervalMs?: number;
@@ -92,8 +99,17 @@ export interface ResolvedOptions {
   onError: (error: MqError) => void;
 }
 
+/**
+ * Rejects option `argument`. The message names the value (`(got ...)`), with a URL's password
+ * hidden; the error's `value` is the value as given, or the redacted URL.
+ */
 function bad(argument: string, value: unknown, message: string): never {
-  throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: `options.${argument}`, value, message });
+  throw new InvalidArgumentError({
+    driver: DRIVER_NAME,
+    argument: `options.${argument}`,
+    value: typeof value === 'string' ? redactUrl(value) : value,
+    message: `${message} (got ${shown(value)})`,
+  });
 }
 
 function num(raw: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
@@ -112,6 +128,35 @@ function bool(raw: Record<string, unknown>, key: string, fallback: boolean): boo
   return value;
 }
 
+/** Every option `createS3Driver` knows; any other key is refused (a typo must not pass silently). */
+const KNOWN_OPTIONS: readonly (keyof S3DriverOptions)[] = [
+  'bucket',
+  'prefix',
+  'endpoint',
+  'region',
+  'forcePathStyle',
+  'credentials',
+  'client',
+  'createBucket',
+  'maxBatchMessages',
+  'maxBatchBytes',
+  'flushIntervalMs',
+  'minPollIntervalMs',
+  'maxPollIntervalMs',
+  'leaseMs',
+  'redeliveryBackoff',
+  'requestTimeoutMs',
+  'cursorSaveIntervalMs',
+  'verifyConditionalWrites',
+  'retentionMs',
+  'onError',
+];
+
+/** The known name that differs from `key` only in case, if any (`leaseMS` → `leaseMs`). */
+function knownLike(key: string, known: readonly string[]): string | undefined {
+  return known.find((name) => name.toLowerCase() === key.toLowerCase());
+}
+
 /** Smallest `retentionMs`: sweeps run every half retention, and clocks must agree within that. */
 export const MIN_RETENTION_MS = 1000;
 
@@ -121,20 +166,43 @@ const MAX_RETENTION_MS = 100 * 365 * 86_400_000;
 function retention(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < MIN_RETENTION_MS || value > MAX_RETENTION_MS) {
-    const shown = typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value));
-    bad('retentionMs', value, `must be a number of ms from ${MIN_RETENTION_MS} to ${MAX_RETENTION_MS} (got ${shown})`);
+    bad('retentionMs', value, `must be a number of ms from ${MIN_RETENTION_MS} to ${MAX_RETENTION_MS}`);
   }
   return value;
 }
 
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
+/** What a bad `credentials` value looks like, without any of its values: `{accessKeyId: string, secretAccessKey: number}`. */
+function credentialsShape(value: unknown): string {
+  if (value === null || typeof value !== 'object') return value === null ? 'null' : `a ${typeof value}`;
+  const fields = Object.entries(value as Record<string, unknown>).map(([key, inner]) => `${key}: ${typeof inner}`);
+  return `{${fields.join(', ')}}`;
+}
+
 export function resolveOptions(options: S3DriverOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: 'options', value: options, message: 'must be an object' });
   }
   const raw = options as unknown as Record<string, unknown>;
-  if (raw.bucket === undefined) bad('bucket', undefined, 'missing required option `bucket` (the bucket that holds the logs)');
+  for (const key of Object.keys(raw)) {
+    if ((KNOWN_OPTIONS as readonly string[]).includes(key)) continue;
+    const like = knownLike(key, KNOWN_OPTIONS);
+    throw new InvalidArgumentError({
+      driver: DRIVER_NAME,
+      argument: `options.${key}`,
+      value: isSecretName(key) ? REDACTED : raw[key],
+      message: `unknown option ${JSON.stringify(key)}${like ? ` (did you mean ${like}?)` : ''}; known: ${KNOWN_OPTIONS.join(', ')}`,
+    });
+  }
+  if (raw.bucket === undefined) {
+    throw new InvalidArgumentError({
+      driver: DRIVER_NAME,
+      argument: 'options.bucket',
+      value: undefined,
+      message: 'missing required option `bucket` (the bucket that holds the logs)',
+    });
+  }
   if (typeof raw.bucket !== 'string' || !BUCKET.test(raw.bucket)) {
     bad('bucket', raw.bucket, 'must be a valid bucket name (3-63 lower-case letters, digits, "." or "-")');
   }
@@ -163,24 +231,28 @@ export function resolveOptions(options: S3DriverOptions): ResolvedOptions {
       typeof credentials.accessKeyId !== 'string' ||
       typeof credentials.secretAccessKey !== 'string')
   ) {
-    bad('credentials', '(hidden)', 'must be {accessKeyId: string, secretAccessKey: string, sessionToken?: string}');
+    throw new InvalidArgumentError({
+      driver: DRIVER_NAME,
+      argument: 'options.credentials',
+      value: REDACTED,
+      message: `must be {accessKeyId: string, secretAccessKey: string, sessionToken?: string} (got ${credentialsShape(credentials)})`,
+    });
   }
   if (raw.client !== undefined && (raw.client === null || typeof (raw.client as { send?: unknown }).send !== 'function')) {
     bad('client', raw.client, 'must be an S3Client from @aws-sdk/client-s3');
   }
-  const backoff = raw.redeliveryBackoff as BackoffOptions | undefined;
-  if (
-    backoff !== undefined &&
-    (backoff === null ||
-      typeof backoff !== 'object' ||
-      !(typeof backoff.baseMs === 'number' && backoff.baseMs >= 0) ||
-      !(typeof backoff.maxMs === 'number' && backoff.maxMs >= backoff.baseMs))
-  ) {
-    bad('redeliveryBackoff', backoff, 'must be {baseMs >= 0, maxMs >= baseMs}');
+  // Core's check: both fields non-negative numbers, no unknown keys (a `baseMS` typo is refused).
+  const backoff =
+    raw.redeliveryBackoff === undefined
+      ? undefined
+      : validateBackoffOptions(DRIVER_NAME, raw.redeliveryBackoff, 'options.redeliveryBackoff');
+  if (backoff !== undefined && backoff.maxMs < backoff.baseMs) {
+    bad('redeliveryBackoff', raw.redeliveryBackoff, 'must be {baseMs >= 0, maxMs >= baseMs}');
   }
   const minPollIntervalMs = num(raw, 'minPollIntervalMs', 50, 1, 60_000);
   const maxPollIntervalMs = num(raw, 'maxPollIntervalMs', Math.max(1000, minPollIntervalMs), 1, 600_000);
-  if (maxPollIntervalMs < minPollIntervalMs) bad('maxPollIntervalMs', maxPollIntervalMs, 'must be >= minPollIntervalMs');
+  if (maxPollIntervalMs < minPollIntervalMs)
+    bad('maxPollIntervalMs', maxPollIntervalMs, `must be >= minPollIntervalMs (${minPollIntervalMs})`);
   const onError = raw.onError ?? ((error: MqError) => process.emitWarning(error));
   if (typeof onError !== 'function') bad('onError', onError, 'must be a function');
   return {
@@ -225,45 +297,86 @@ const BOOLEAN = ['forcePathStyle', 'createBucket', 'verifyConditionalWrites'] as
  * Query parameters: endpoint, region, and every numeric or boolean option by its name.
  */
 export function parseS3Url(url: string): Partial<S3DriverOptions> {
+  if (typeof url !== 'string') {
+    throw new InvalidArgumentError({
+      driver: DRIVER_NAME,
+      argument: 'url',
+      value: url,
+      message: `must be a string (got ${shown(url)})`,
+    });
+  }
+  // Errors show the URL with its password replaced: never the secret, in no field and no cause.
+  const redacted = redactUrl(url);
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch (cause) {
-    throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: 'url', value: url, message: 'is not a valid URL', cause });
+    // Node's TypeError keeps the whole input (`input`): keep the error as the cause, minus the secret.
+    if (cause !== null && typeof cause === 'object' && 'input' in cause) (cause as { input: unknown }).input = redacted;
+    throw new InvalidArgumentError({
+      driver: DRIVER_NAME,
+      argument: 'url',
+      value: redacted,
+      message: `${JSON.stringify(redacted)} is not a valid URL (expected s3://[KEY:SECRET@]bucket[/prefix][?option=value&...])`,
+      cause,
+    });
   }
   if (parsed.protocol !== 's3:') {
-    throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: 'url', value: url, message: 'must start with s3://' });
+    throw new InvalidArgumentError({
+      driver: DRIVER_NAME,
+      argument: 'url',
+      value: redacted,
+      message: `must start with s3:// (got ${JSON.stringify(redacted)})`,
+    });
   }
+  const decode = (part: string, what: string): string => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new InvalidArgumentError({
+        driver: DRIVER_NAME,
+        argument: 'url',
+        value: redacted,
+        message: `the ${what} of ${JSON.stringify(redacted)} holds a malformed %-escape`,
+      });
+    }
+  };
   const options: Record<string, unknown> = {};
-  if (parsed.hostname) options.bucket = decodeURIComponent(parsed.hostname);
-  const prefix = decodeURIComponent(parsed.pathname).replace(/^\/+|\/+$/g, '');
+  if (parsed.hostname) options.bucket = decode(parsed.hostname, 'bucket');
+  const prefix = decode(parsed.pathname, 'path').replace(/^\/+|\/+$/g, '');
   if (prefix) options.prefix = prefix;
   if (parsed.username) {
     options.credentials = {
-      accessKeyId: decodeURIComponent(parsed.username),
-      secretAccessKey: decodeURIComponent(parsed.password),
+      accessKeyId: decode(parsed.username, 'access key id'),
+      secretAccessKey: decode(parsed.password, 'secret'),
     };
   }
+  const badQuery = (key: string, value: string, message: string): never => {
+    const hidden = isSecretName(key);
+    throw new InvalidArgumentError({
+      driver: DRIVER_NAME,
+      argument: `url.${key}`,
+      value: hidden ? REDACTED : redactUrl(value),
+      message: hidden ? message : `${message} (got ${shown(value)})`,
+    });
+  };
   for (const [key, value] of parsed.searchParams) {
     if (key === 'endpoint' || key === 'region') options[key] = value;
     else if ((NUMERIC as readonly string[]).includes(key)) {
       const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n)) {
-        throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: `url.${key}`, value, message: 'must be a number' });
-      }
+      if (value.trim() === '' || !Number.isFinite(n)) badQuery(key, value, 'must be a number');
       options[key] = n;
     } else if ((BOOLEAN as readonly string[]).includes(key)) {
-      if (value !== 'true' && value !== 'false') {
-        throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: `url.${key}`, value, message: 'must be true or false' });
-      }
+      if (value !== 'true' && value !== 'false') badQuery(key, value, 'must be true or false');
       options[key] = value === 'true';
     } else {
-      throw new InvalidArgumentError({
-        driver: DRIVER_NAME,
-        argument: `url.${key}`,
+      const known = ['endpoint', 'region', ...NUMERIC, ...BOOLEAN];
+      const like = knownLike(key, known);
+      badQuery(
+        key,
         value,
-        message: `unknown query parameter (known: endpoint, region, ${[...NUMERIC, ...BOOLEAN].join(', ')})`,
-      });
+        `unknown query parameter ${JSON.stringify(key)}${like ? ` (did you mean ${like}?)` : ''}; known: ${known.join(', ')}`,
+      );
     }
   }
   return options as Partial<S3DriverOptions>;

@@ -42,7 +42,7 @@ export function parseCursor(cursor: string): Position {
       driver: DRIVER_NAME,
       argument: 'from.cursor',
       value: cursor,
-      message: 'is not a cursor of this driver (expected "<seq>:<index>", as returned by subscription.cursor())',
+      message: `${JSON.stringify(cursor)} is not a cursor of this driver (expected "<seq>:<index>", as returned by subscription.cursor())`,
     });
   }
   return { seq: Number(match[1]), index: Number(match[2]) };

@@ -61,10 +61,12 @@ export class Store {
     readonly bucket: string,
     readonly endpointLabel: string,
     readonly timeoutMs: number,
+    /** Called when a request got no answer in time (the driver drops its idle pooled connections). */
+    private readonly onTimeout: () => void = () => undefined,
   ) {}
 
   /** Turns an SDK failure into a core error whose message names what was being done. */
-  toError(error: unknown, action: string): MqError {
+  toError(error: unknown, action: string, timeoutMs = this.timeoutMs): MqError {
     if (MqError.isInstance(error)) return error;
     const status = statusOf(error);
     const name = nameOf(error);
@@ -85,15 +87,16 @@ export class Store {
     ) {
       return new AuthenticationError({
         driver: DRIVER_NAME,
-        message: `${this.endpointLabel} refused the credentials while trying to ${action} in bucket "${this.bucket}": ${why}`,
+        message: `${this.endpointLabel} refused the credentials while trying to ${action}${action.includes(`"${this.bucket}"`) ? '' : ` in bucket "${this.bucket}"`}: ${why}`,
         cause: error,
       });
     }
     if (name === 'AbortError' || name === 'TimeoutError') {
+      this.onTimeout();
       return new ConnectionError({
         driver: DRIVER_NAME,
         host: this.endpointLabel,
-        message: `no answer from ${this.endpointLabel} within ${this.timeoutMs} ms while trying to ${action}`,
+        message: `no answer from ${this.endpointLabel} within ${timeoutMs} ms while trying to ${action}`,
         cause: error,
       });
     }
@@ -105,16 +108,22 @@ export class Store {
     });
   }
 
-  private signal(): { abortSignal: AbortSignal } {
-    return { abortSignal: AbortSignal.timeout(this.timeoutMs) };
+  private signal(timeoutMs = this.timeoutMs): { abortSignal: AbortSignal } {
+    return { abortSignal: AbortSignal.timeout(timeoutMs) };
   }
 
   /**
    * Creates `key` only if it does not exist (`If-None-Match: *`). Resolves `created`, or `exists`
    * when another writer got there first. `retried` tells that the SDK sent the request more than once
-   * (so an `exists` may be our own earlier attempt).
+   * (so an `exists` may be our own earlier attempt). `timeoutMs` bounds it (default: `requestTimeoutMs`).
    */
-  async create(key: string, body: string, metadata?: Record<string, string>): Promise<{ created: boolean; retried: boolean }> {
+  async create(
+    key: string,
+    body: string,
+    metadata?: Record<string, string>,
+    timeoutMs = this.timeoutMs,
+  ): Promise<{ created: boolean; retried: boolean }> {
+    const started = Date.now();
     for (let conflict = 0; ; conflict++) {
       try {
         const out = await this.client.send(
@@ -126,7 +135,7 @@ export class Store {
             ContentType: key.endsWith('.jsonl') ? 'application/x-ndjson' : 'application/json',
             Metadata: metadata,
           }),
-          this.signal(),
+          this.signal(Math.max(1, timeoutMs - (Date.now() - started))),
         );
         return { created: true, retried: (out.$metadata.attempts ?? 1) > 1 };
       } catch (error) {
@@ -137,7 +146,7 @@ export class Store {
           await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 50));
           continue;
         }
-        throw this.toError(error, `create ${key}`);
+        throw this.toError(error, `create ${key}`, timeoutMs);
       }
     }
   }
@@ -273,7 +282,7 @@ export class Store {
     } catch (error) {
       const status = statusOf(error);
       if (status !== 404 && nameOf(error) !== 'NotFound' && nameOf(error) !== 'NoSuchBucket') {
-        throw this.toError(error, `open bucket "${this.bucket}"`);
+        throw this.toError(await this.reasonOf(error), `open bucket "${this.bucket}"`);
       }
       if (!create) throw this.toError({ name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } }, 'open bucket');
     }
@@ -284,6 +293,22 @@ export class Store {
       if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') {
         throw this.toError(error, `create bucket "${this.bucket}"`);
       }
+    }
+  }
+
+  /**
+   * A HEAD answer has no body, so a refused HeadBucket carries no S3 error code (the SDK calls it
+   * `Unknown`). Ask again with a request whose answer has one (a LIST of at most one key), so the
+   * error names the reason (`SignatureDoesNotMatch`, `InvalidAccessKeyId`, `AccessDenied`...).
+   */
+  private async reasonOf(headError: unknown): Promise<unknown> {
+    const status = statusOf(headError);
+    if (status === undefined || status < 400 || ((headError as SdkError).Code ?? 'Unknown') !== 'Unknown') return headError;
+    try {
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, MaxKeys: 1 }), this.signal());
+      return headError;
+    } catch (listError) {
+      return statusOf(listError) !== undefined ? listError : headError;
     }
   }
 

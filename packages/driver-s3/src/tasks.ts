@@ -28,6 +28,9 @@ interface HeldClaim {
   pending: number;
 }
 
+/** While a worker is busy, it recounts the live workers of its kind at most this often (one LIST). */
+const RECOUNT_BUSY_MS = 1000;
+
 /** Longest pause between two scans of a worker, whatever its lease: it rewrites its presence at least this often. */
 export const MAX_SCAN_EVERY_MS = 10_000;
 
@@ -86,9 +89,12 @@ export class TaskWorker implements Subscription {
   /** Live workers of this kind (from their presence objects), this one included. */
   private liveWorkers = 1;
   private lastCount = 0;
+  private counting: Promise<void> | undefined;
   private idleSince: number | undefined;
-  /** Round trip of this worker's last successful claim, in ms. */
+  /** Round trip of this worker's successful claims, in ms (smoothed). */
   private claimRtt = 0;
+  /** Rounds in which this worker, after a win, still lets the others claim first (a backlog). */
+  private defer = 0;
   /** Whether this worker won the last claim it tried. */
   private wonLast = false;
   /** Objects in a row we found already taken: a sign that other workers are ahead. */
@@ -212,22 +218,39 @@ export class TaskWorker implements Subscription {
     // In a backlog, read the next object while claiming this one: after a lost race the next claim
     // goes out without another round trip.
     if (this.idleSince === undefined) void this.records(seq + 1).catch(() => undefined);
-    if (this.idleSince !== undefined && Date.now() - this.lastCount > 250) {
-      // Work arrives after a quiet spell: recount the live workers (peers may have started meanwhile).
-      await this.countWorkers().catch(() => undefined);
+    const afterQuiet = this.idleSince !== undefined;
+    if (Date.now() - this.lastCount > RECOUNT_BUSY_MS) {
+      // Recount the live workers (peers may have started or left since the last count, which the
+      // fairness rules below need): before claiming when work arrives after a quiet spell, else
+      // alongside. At most once a second, so a trickle of tasks does not cost a LIST each.
+      if (afterQuiet) await this.recount();
+      else void this.recount();
     }
     this.idleSince = undefined;
     this.poll.found();
     // Optimistic: try the first range we do not know to be taken; a 412 tells us otherwise.
     let start = this.frontier.get(seq) ?? 0;
-    if (this.wonLast && this.liveWorkers > 1 && this.spec.prefetch <= 2) {
-      // Fairness among small-prefetch workers: the last winner lets the others (one round trip
-      // behind it) try first, so a burst is shared instead of going to whoever is fastest.
-      this.wonLast = false;
-      const base = Math.max(this.claimRtt * 2, this.ctx.options.minPollIntervalMs, 50);
-      await this.sleeper.sleep(Math.min(500, base * (this.liveWorkers - 1) * (0.5 + Math.random())));
-      if (this.closed) return false;
+    // Fairness among competing workers: the last winner lets the others go first.
+    // - Work arriving after a quiet spell (tasks trickling in) goes to whoever polls first; the last
+    //   winner waits a few round trips, so the others (one poll behind) take turns with it.
+    // - In a backlog, the last winner knows where the claim chain ended, while a loser first reads
+    //   the claim that beat it, then claims after it: two round trips. Claiming at once, the winner
+    //   would take every range whose handlers take less than that, and the loser would fall further
+    //   behind each time (one burst going to one worker). So the winner reads the claim at its
+    //   frontier first, like a loser, for as many rounds as there are other workers (so that with
+    //   three, the third gets its turn too): whoever is ready first gets the next range, and nobody
+    //   sleeps.
+    let look = false;
+    if (this.liveWorkers > 1) {
+      if (!afterQuiet) look = this.defer > 0;
+      else if (this.wonLast) {
+        const base = Math.max(this.claimRtt * 2, this.ctx.options.minPollIntervalMs, 50);
+        await this.sleeper.sleep(Math.min(500, base * (this.liveWorkers - 1) * (0.5 + Math.random())));
+        if (this.closed) return false;
+      }
     }
+    if (this.defer > 0) this.defer--;
+    this.wonLast = false;
     let lost = 0;
     for (;;) {
       if (this.closed) return false;
@@ -247,11 +270,25 @@ export class TaskWorker implements Subscription {
         start,
         end,
       };
+      if (look) {
+        look = false;
+        const taken = await this.ctx.store.getJson<LeaseBody>(keyOf(0));
+        if (taken) {
+          const next = taken.end ?? (await this.discoverFrontier(seq));
+          if (next <= start) return false;
+          start = next;
+          this.frontier.set(seq, start);
+          continue;
+        }
+      }
       const sent = Date.now();
       const lease = await Lease.acquire(this.ctx, keyOf, body);
       this.wonLast = lease !== undefined;
       if (lease) {
-        this.claimRtt = Date.now() - sent;
+        this.defer = this.liveWorkers - 1;
+        // Smoothed, so that one slow or fast answer does not decide the next wait.
+        const rtt = Date.now() - sent;
+        this.claimRtt = this.claimRtt === 0 ? rtt : 0.7 * this.claimRtt + 0.3 * rtt;
         this.behind = 0;
         this.frontier.set(seq, end);
         this.hold(seq, start, end, lease, records);
@@ -373,6 +410,16 @@ export class TaskWorker implements Subscription {
   private async heartbeat(): Promise<void> {
     await announceWorker(this.ctx, this.spec.segment, this.spec.kind, this.spec.prefetch);
     await this.countWorkers();
+  }
+
+  /** One count of the live workers at a time; callers that come meanwhile share it. */
+  private recount(): Promise<void> {
+    this.counting ??= this.countWorkers()
+      .catch(() => undefined)
+      .finally(() => {
+        this.counting = undefined;
+      });
+    return this.counting;
   }
 
   private async countWorkers(): Promise<void> {
