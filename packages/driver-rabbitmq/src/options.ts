@@ -1,4 +1,14 @@
-import { type BackoffOptions, DEFAULT_BACKOFF, DEFAULT_PREFETCH, InvalidArgumentError, type MqError } from '@mq-drivers/core';
+import {
+  type BackoffOptions,
+  DEFAULT_BACKOFF,
+  DEFAULT_PREFETCH,
+  InvalidArgumentError,
+  type MqError,
+  redactUrl as redact,
+} from '@mq-drivers/core';
+
+export { redact };
+
 import type { ChannelModel, SocketOptions } from 'amqplib';
 
 export const DRIVER_NAME = 'rabbitmq';
@@ -224,20 +234,6 @@ export function expandUrl(url: unknown, argument: string): string[] {
     urls.push(single);
   }
   return urls;
-}
-
-/**
- * The URL with its password replaced by `***`, for messages (the user name stays). Works on
- * anything URL-like, parseable or not: the password runs from the first ":" after the scheme
- * up to the LAST "@" (a password may contain an unencoded "@", "/", "?" or "#").
- */
-export function redact(url: string): string {
-  const at = url.lastIndexOf('@');
-  if (at < 0) return url;
-  const start = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0].length ?? 0;
-  const colon = url.indexOf(':', start);
-  if (colon < 0 || colon > at) return url;
-  return `${url.slice(0, colon + 1)}***${url.slice(at)}`;
 }
 
 /** `host:port` of a URL, as named in `ConnectionError`. */

@@ -17,6 +17,7 @@ import {
   prepareSharePublish,
   prepareTaskConsume,
   prepareTaskPublish,
+  redactUrl,
   type ShareConsumeOptions,
   type SharePublishOptions,
   SPECIFICATION_VERSION,
@@ -31,7 +32,6 @@ import { DeadLetters } from './dead-letters.js';
 import { encodeRecord, Keys, type LogType } from './layout.js';
 import { LogReader, LogWriter } from './log.js';
 import { DRIVER_NAME, parseS3Url, resolveOptions, type S3DriverOptions } from './options.js';
-import { redactUrl } from './redact.js';
 import { Retention } from './retention.js';
 import { type Position, parseCursor, ShareSubscription } from './share.js';
 import { Store } from './store.js';

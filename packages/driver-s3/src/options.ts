@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type BackoffOptions, InvalidArgumentError, type MqError, validateBackoffOptions } from '@mq-drivers/core';
-import { isSecretName, REDACTED, redactUrl, shown } from './redact.js';
+import { type BackoffOptions, InvalidArgumentError, type MqError, redactUrl, validateBackoffOptions } from '@mq-drivers/core';
+import { isSecretName, REDACTED, shown } from './redact.js';
 
 export const DRIVER_NAME = 's3';
 

@@ -1,23 +1,9 @@
+// URLs are redacted with core's `redactUrl` (password up to the LAST `@`, so a secret holding an
+// unencoded `/`, `?`, `#` or `@` is hidden too).
+import { redactUrl } from '@mq-drivers/core';
+
 /** What a secret is replaced with wherever the driver shows a URL or a value. */
 export const REDACTED = '***';
-
-/**
- * `url` with the password of its user info replaced by `***` (`s3://KEY:***@bucket/p`), also when
- * the URL does not parse: everything between `://` and the last `@` before the query is taken as
- * user info, as a URL parser would (a secret holding an unencoded `/` is hidden too).
- */
-export function redactUrl(url: string): string {
-  const scheme = url.indexOf('://');
-  if (scheme < 0) return url;
-  const authorityStart = scheme + 3;
-  const queryStart = url.slice(authorityStart).search(/[?#]/);
-  const authorityEnd = queryStart < 0 ? url.length : authorityStart + queryStart;
-  const at = url.lastIndexOf('@', authorityEnd - 1);
-  if (at < authorityStart) return url;
-  const colon = url.indexOf(':', authorityStart);
-  if (colon < 0 || colon > at) return url;
-  return `${url.slice(0, colon + 1)}${REDACTED}${url.slice(at)}`;
-}
 
 /** Option and query names whose values are never shown (an unknown key might still hold a secret). */
 export function isSecretName(name: string): boolean {
