@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Destructive tests (they stop and restart brokers): run alone, one file at a time, after the
-// main run, so no other suite sees the outage.
+// Tests that must run alone, one file at a time, after the main run: destructive ones (they stop
+// and restart brokers, so no other suite may see the outage) and measurements that need a broker
+// to themselves (S3 competing-worker fairness, a RabbitMQ cluster failover).
 export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.isolated.test.ts'],
