@@ -1,26 +1,12 @@
 import {
-  type ConformanceOptions,
-  runAckTests,
-  runBadInputTests,
-  runDurableTests,
-  runLifecycleTests,
-  runOrderingTests,
-  runReconnectTests,
-  runReplayTests,
-  runShareTests,
-  runTaskTests,
-  runUnregisterTests,
-} from '@mq-drivers/conformance';
-import {
   containerSkipReason,
   LOCAL_IMAGES,
   RABBITMQ_IMAGE_ENV,
   type RabbitMqContainer,
   startRabbitMq,
 } from '@mq-drivers/conformance/containers';
-import { connect, registerDriver } from '@mq-drivers/core';
-import { createRabbitMqDriver, driver as definition } from '@mq-drivers/rabbitmq';
 import { afterAll, describe } from 'vitest';
+import { runRabbitMqConformance } from './conformance-run.js';
 
 // The whole conformance suite (every group, reconnect included) against RabbitMQ 4.0 in a
 // throwaway container, in addition to conformance.test.ts on the host's broker (3.10 in CI).
@@ -59,42 +45,12 @@ function urlOf(vhost: string): string {
   return url.toString();
 }
 
-function options(url: string, reconnect?: () => Promise<void>): ConformanceOptions {
-  return {
-    name: 'rabbitmq',
-    createDriver: () =>
-      createRabbitMqDriver({
-        url,
-        redeliveryBackoff: { baseMs: 20, maxMs: 200 },
-        reconnectBackoff: { baseMs: 50, maxMs: 1_000 },
-        publishTimeoutMs: 10_000,
-        connectionName: 'mq-drivers conformance (4.0)',
-        onError: process.env.MQ_DEBUG ? (error) => console.error('onError', error.message) : () => {},
-      }),
-    url,
-    connect: (value) => {
-      registerDriver(definition);
-      return connect(value);
-    },
-    ...(reconnect ? { reconnect } : {}),
-  };
-}
-
 const title = skipReason ? `rabbitmq 4.0 conformance [skipped: ${skipReason}]` : `rabbitmq 4.0 conformance (${IMAGE})`;
 describe.skipIf(skipReason !== undefined)(title, () => {
-  const main = options(urlOf(MAIN_VHOST));
-  runTaskTests(main);
-  runShareTests(main);
-  runOrderingTests(main);
-  runAckTests(main);
-  runLifecycleTests(main);
-  runBadInputTests(main);
-  runReplayTests(main);
-  runDurableTests(main);
-  runUnregisterTests(main);
-  runReconnectTests(
-    options(urlOf(RECONNECT_VHOST), async () => {
+  runRabbitMqConformance(' (4.0)', urlOf(MAIN_VHOST), {
+    url: urlOf(RECONNECT_VHOST),
+    breakConnections: async () => {
       await broker?.rabbitmqctl('-q', 'close_all_connections', '-p', RECONNECT_VHOST, 'conformance: reconnect group');
-    }),
-  );
+    },
+  });
 });

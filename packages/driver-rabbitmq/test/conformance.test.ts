@@ -1,20 +1,6 @@
-import {
-  type ConformanceOptions,
-  runAckTests,
-  runBadInputTests,
-  runDurableTests,
-  runLifecycleTests,
-  runOrderingTests,
-  runReconnectTests,
-  runReplayTests,
-  runShareTests,
-  runTaskTests,
-  runUnregisterTests,
-} from '@mq-drivers/conformance';
 import { testRabbitMqUrl } from '@mq-drivers/conformance/services';
-import { connect, registerDriver } from '@mq-drivers/core';
-import { createRabbitMqDriver, driver as definition } from '@mq-drivers/rabbitmq';
 import { describe } from 'vitest';
+import { runRabbitMqConformance } from './conformance-run.js';
 import { brokerSkipReason, freshVhost, haveRabbitmqctl, rabbitmqctl, urlWithVhost } from './helpers.js';
 
 // Every group of the suite, on the real broker. The reconnect group runs on a virtual host of
@@ -34,44 +20,17 @@ if (ctl) {
   );
 }
 
-function options(url: string, reconnect?: () => Promise<void>): ConformanceOptions {
-  return {
-    name: 'rabbitmq',
-    createDriver: () =>
-      createRabbitMqDriver({
-        url,
-        redeliveryBackoff: { baseMs: 20, maxMs: 200 },
-        reconnectBackoff: { baseMs: 50, maxMs: 1_000 },
-        publishTimeoutMs: 10_000,
-        connectionName: 'mq-drivers conformance',
-        onError: process.env.MQ_DEBUG ? (error) => console.error('onError', error.message) : () => {},
-      }),
-    // The bad-input group opens drivers from URLs derived from this one (with a secret in them).
-    url,
-    connect: (value) => {
-      registerDriver(definition);
-      return connect(value);
-    },
-    ...(reconnect ? { reconnect } : {}),
-  };
-}
-
 describe.skipIf(skipReason !== undefined)(`rabbitmq conformance${skipReason ? ` [skipped: ${skipReason}]` : ''}`, () => {
-  const main = options(ctl ? urlWithVhost(MAIN_VHOST) : testRabbitMqUrl);
-  runTaskTests(main);
-  runShareTests(main);
-  runOrderingTests(main);
-  runAckTests(main);
-  runLifecycleTests(main);
-  runBadInputTests(main);
-  runReplayTests(main);
-  runDurableTests(main);
-  runUnregisterTests(main);
-  runReconnectTests(
+  runRabbitMqConformance(
+    '',
+    ctl ? urlWithVhost(MAIN_VHOST) : testRabbitMqUrl,
     ctl
-      ? options(urlWithVhost(RECONNECT_VHOST), async () => {
-          await rabbitmqctl('-q', 'close_all_connections', '-p', RECONNECT_VHOST, 'conformance: reconnect group');
-        })
-      : main,
+      ? {
+          url: urlWithVhost(RECONNECT_VHOST),
+          breakConnections: async () => {
+            await rabbitmqctl('-q', 'close_all_connections', '-p', RECONNECT_VHOST, 'conformance: reconnect group');
+          },
+        }
+      : undefined,
   );
 });
