@@ -83,6 +83,7 @@ describe('options (no broker needed)', () => {
       deadLetter: true,
       maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
       unregister: true,
+      refusedHeaders: ['x-death', 'x-delivery-count', 'x-acquired-count', 'x-first-death-*', 'x-last-death-*', 'CC', 'BCC'],
     });
     expect(createRabbitMqDriver({ url: testRabbitMqUrl, maxMessageBytes: 1000 }).capabilities.maxMessageBytes).toBe(1000);
     await driver.close();
