@@ -11,6 +11,7 @@ import { endpointOf } from './endpoint.js';
 import { rabbitMqUrlFrom, s3SettingsFrom, type TestS3Settings } from './service-settings.js';
 
 export { describeIdDiff, type IdDiff, idDiff } from './assert.js';
+export { FreezingProxy } from './freezing-proxy.js';
 export type { TestS3Settings } from './service-settings.js';
 export { closedPort, TcpProxy } from './tcp-proxy.js';
 

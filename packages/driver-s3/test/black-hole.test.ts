@@ -1,7 +1,6 @@
-import { describeIdDiff, testS3 } from '@mq-drivers/conformance/services';
+import { describeIdDiff, FreezingProxy, testS3 } from '@mq-drivers/conformance/services';
 import { type Driver, PublishError } from '@mq-drivers/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FreezingProxy } from './freezing-proxy.js';
 import { newDriver, s3Unavailable, segmentName, waitFor } from './helpers.js';
 
 const unavailable = await s3Unavailable();

@@ -1,4 +1,5 @@
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { endpointOf } from './endpoint.js';
 
 interface Link {
   client: Socket;
@@ -30,8 +31,8 @@ export class FreezingProxy {
 
   /** A started proxy, relaying to the host and port of `url`. */
   static async inFrontOf(url: string): Promise<FreezingProxy> {
-    const target = new URL(url);
-    const proxy = new FreezingProxy(target.hostname, Number(target.port || (target.protocol === 'https:' ? 443 : 80)));
+    const { hostname, port } = endpointOf(url);
+    const proxy = new FreezingProxy(hostname, port);
     await proxy.listen();
     return proxy;
   }
