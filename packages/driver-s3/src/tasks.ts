@@ -86,17 +86,13 @@ export class TaskWorker implements Subscription {
   private loop: Promise<void> | undefined;
   private nextScan = 0;
   private nextRetryPoll = 0;
-  /** Live workers of this kind (from their presence objects), this one included. */
-  private liveWorkers = 1;
+  /** Owners of the live workers of this kind (from their presence objects), sorted; this one included. */
+  private owners: string[] = [];
   private lastCount = 0;
   private counting: Promise<void> | undefined;
   private idleSince: number | undefined;
   /** Round trip of this worker's successful claims, in ms (smoothed). */
   private claimRtt = 0;
-  /** Rounds in which this worker, after a win, still lets the others claim first (a backlog). */
-  private defer = 0;
-  /** Whether this worker won the last claim it tried. */
-  private wonLast = false;
   /** Objects in a row we found already taken: a sign that other workers are ahead. */
   private behind = 0;
   /** Messages held and not yet resolved (in claims and retry items). */
@@ -230,27 +226,23 @@ export class TaskWorker implements Subscription {
     this.poll.found();
     // Optimistic: try the first range we do not know to be taken; a 412 tells us otherwise.
     let start = this.frontier.get(seq) ?? 0;
-    // Fairness among competing workers: the last winner lets the others go first.
-    // - Work arriving after a quiet spell (tasks trickling in) goes to whoever polls first; the last
-    //   winner waits a few round trips, so the others (one poll behind) take turns with it.
-    // - In a backlog, the last winner knows where the claim chain ended, while a loser first reads
-    //   the claim that beat it, then claims after it: two round trips. Claiming at once, the winner
-    //   would take every range whose handlers take less than that, and the loser would fall further
-    //   behind each time (one burst going to one worker). So the winner reads the claim at its
-    //   frontier first, like a loser, for as many rounds as there are other workers (so that with
-    //   three, the third gets its turn too): whoever is ready first gets the next range, and nobody
-    //   sleeps.
+    // Fairness among competing workers: every range has one preferred worker (the live workers take
+    // turns by position), which claims it at once; the others let it go first. Timing alone cannot
+    // be fair: under load one worker's round trips are slower than another's, and whoever is a
+    // round trip ahead would win every race.
+    // - Work arriving after a quiet spell (tasks trickling in): the others wait for a poll interval
+    //   and two claim round trips, time for the preferred worker to see the object and claim it.
+    // - In a backlog: the others first read the claim at their frontier (one round trip) and claim
+    //   only if it is still free, so a busy or dead preferred worker costs nobody more than that.
     let look = false;
-    if (this.liveWorkers > 1) {
-      if (!afterQuiet) look = this.defer > 0;
-      else if (this.wonLast) {
-        const base = Math.max(this.claimRtt * 2, this.ctx.options.minPollIntervalMs, 50);
-        await this.sleeper.sleep(Math.min(500, base * (this.liveWorkers - 1) * (0.5 + Math.random())));
+    if (this.owners.length > 1 && !this.prefers(seq, start)) {
+      if (!afterQuiet) look = true;
+      else {
+        const grace = Math.min(500, Math.max(50, 2 * this.ctx.options.minPollIntervalMs + 2 * this.claimRtt));
+        await this.sleeper.sleep(grace);
         if (this.closed) return false;
       }
     }
-    if (this.defer > 0) this.defer--;
-    this.wonLast = false;
     let lost = 0;
     for (;;) {
       if (this.closed) return false;
@@ -283,9 +275,7 @@ export class TaskWorker implements Subscription {
       }
       const sent = Date.now();
       const lease = await Lease.acquire(this.ctx, keyOf, body);
-      this.wonLast = lease !== undefined;
       if (lease) {
-        this.defer = this.liveWorkers - 1;
         // Smoothed, so that one slow or fast answer does not decide the next wait.
         const rtt = Date.now() - sent;
         this.claimRtt = this.claimRtt === 0 ? rtt : 0.7 * this.claimRtt + 0.3 * rtt;
@@ -427,10 +417,15 @@ export class TaskWorker implements Subscription {
     this.lastCount = Date.now();
     const listed = await this.ctx.store.list(dir);
     const newest = Math.max(...listed.map((e) => e.lastModified?.getTime() ?? 0));
-    this.liveWorkers = Math.max(
-      1,
-      listed.filter((e) => newest - (e.lastModified?.getTime() ?? 0) < 3 * this.scanEvery + 1000).length,
-    );
+    this.owners = listed
+      .filter((e) => newest - (e.lastModified?.getTime() ?? 0) < 3 * this.scanEvery + 1000)
+      .map((e) => e.key.slice(dir.length))
+      .sort();
+  }
+
+  /** Whether this worker is the one whose turn range `start` of log object `seq` is. */
+  private prefers(seq: number, start: number): boolean {
+    return this.owners[(seq + start) % this.owners.length] === this.ctx.owner;
   }
 
   private async scan(): Promise<boolean> {
