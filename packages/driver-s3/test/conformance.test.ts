@@ -19,7 +19,7 @@ if (unavailable) {
     name: 's3',
     // A fresh driver per call, all on the same bucket and prefix; fast polls and short leases.
     createDriver: () => newDriver({ prefix: 'conformance' }),
-    timeoutMs: 15_000,
+    timeoutMs: 30_000,
     // The bad-input group opens drivers from URLs derived from this one (with a secret in them).
     url: `s3://${encodeURIComponent(testS3.accessKeyId)}:${encodeURIComponent(testS3.secretAccessKey)}@${testS3.bucket}/conformance?endpoint=${encodeURIComponent(testS3.endpoint)}&region=${testS3.region}&forcePathStyle=true`,
     connect: (url) => {
@@ -36,7 +36,7 @@ if (unavailable) {
   runReconnectTests({
     name: 's3 through a TCP proxy',
     createDriver: () => newDriver({ prefix: 'conformance', endpoint: proxy.url }),
-    timeoutMs: 15_000,
+    timeoutMs: 30_000,
     reconnect: async () => {
       await proxy.refuse();
       const end = Date.now() + OUTAGE_MS;
