@@ -1,6 +1,8 @@
 export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, validateBackoffOptions } from './backoff.js';
 export { decodeBody, encodeBody, MAX_BODY_DEPTH } from './body.js';
 export * from './contract.js';
+export { Deque } from './deque.js';
+export { type ConsumeSettings, consume, type EngineSubscription } from './engine.js';
 export * from './errors/index.js';
 export { newMessageId } from './message-id.js';
 export {
@@ -42,3 +44,4 @@ export {
   registerDriver,
 } from './registry.js';
 export { anyTopicMatches, compileTopicPattern, type TopicMatcher, topicMatches } from './topic-match.js';
+export type { DeliverySink, Received, SubscriptionTransport } from './transport.js';

@@ -3,14 +3,13 @@ import {
   anyTopicMatches,
   type BackoffOptions,
   type Capabilities,
-  type CloseOptions,
+  consume,
   type DeadLetterTarget,
   type Driver,
   DriverClosedError,
   describeValue,
   type Handler,
   InvalidArgumentError,
-  prepareCloseOptions,
   prepareDeadLetterTarget,
   prepareRedriveOptions,
   prepareShareConsume,
@@ -27,7 +26,7 @@ import {
   validateSubscriptionName,
 } from '@mq-drivers/core';
 import { brokers, MemoryBroker, type SegmentState, type ShareQueue } from './broker.js';
-import { Consumer, Queue, toDeadLetter } from './queue.js';
+import { Queue, QueueTransport, toDeadLetter } from './queue.js';
 
 export const DRIVER_NAME = 'memory';
 
@@ -137,32 +136,20 @@ export function createMemoryDriver(options: MemoryDriverOptions = {}): Driver {
     if (closing) throw new DriverClosedError({ driver: DRIVER_NAME });
   }
 
-  function subscribe(name: string, queue: Queue, handler: Handler, prefetch: number, maxAttempts: number, after?: () => void) {
-    const consumer = new Consumer(queue, handler as Handler, prefetch, maxAttempts, settings.backoff);
-    let closed: Promise<void> | undefined;
-    const subscription: Subscription = {
+  async function subscribe(name: string, queue: Queue, handler: Handler, prefetch: number, maxAttempts: number, after?: () => void) {
+    const subscription = await consume(new QueueTransport(queue), {
+      driver: DRIVER_NAME,
       name,
-      get closed() {
-        return closed !== undefined;
+      handler,
+      prefetch,
+      maxAttempts,
+      backoff: settings.backoff,
+      onClosed: () => {
+        subscriptions.delete(subscription);
+        after?.();
       },
-      close(closeOptions?: CloseOptions) {
-        if (!closed) {
-          let timeoutMs: number;
-          try {
-            timeoutMs = prepareCloseOptions(DRIVER_NAME, closeOptions);
-          } catch (error) {
-            return Promise.reject(error); // bad input: reject, and the subscription stays open
-          }
-          closed = consumer.close(timeoutMs).then(() => {
-            subscriptions.delete(subscription);
-            after?.();
-          });
-        }
-        return closed;
-      },
-    };
+    });
     subscriptions.add(subscription);
-    queue.attach(consumer);
     return subscription;
   }
 
@@ -248,7 +235,7 @@ export function createMemoryDriver(options: MemoryDriverOptions = {}): Driver {
       const name = prepared.name ?? `sub-${randomUUID()}`;
       const share = shareQueue(prepared.segment, name, prepared.name !== undefined, prepared.patterns, prepared.from);
       share.openConsumers++;
-      const subscription = subscribe(name, share.queue, handler as Handler, prepared.prefetch, prepared.maxAttempts, () => {
+      const subscription = await subscribe(name, share.queue, handler as Handler, prepared.prefetch, prepared.maxAttempts, () => {
         share.openConsumers--;
         if (share.durableName === undefined && share.openConsumers === 0) {
           // Ephemeral: nothing stays behind once its consumer is gone.

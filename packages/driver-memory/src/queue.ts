@@ -1,5 +1,4 @@
-import { type BackoffOptions, backoffDelay, type DeadLetter, errorText, type Handler, type Message } from '@mq-drivers/core';
-import { Deque } from './deque.js';
+import { type DeadLetter, Deque, type DeliverySink, type Message, type SubscriptionTransport } from '@mq-drivers/core';
 
 /** A message as the broker stores it: the body stays JSON so every delivery gets its own copy. */
 export interface Envelope {
@@ -37,82 +36,50 @@ export function toDeadLetter(stored: StoredDeadLetter): DeadLetter {
   return Object.freeze({ message: toMessage(stored.envelope), error: stored.error, failedAt: new Date(stored.failedAt) });
 }
 
-/** One delivery in progress. `handedBack` is set when close gave the message back; its outcome is then ignored. */
-interface Delivery {
-  envelope: Envelope;
-  handedBack: boolean;
-}
-
 /**
- * A consumer attached to a queue: at most `prefetch` handlers at once. The queue hands it
- * messages; it reports acks and failures back. Close detaches it first, so nothing new arrives.
+ * A consumer attached to a queue: the transport of one subscription. The queue hands it messages
+ * while the engine has capacity; acks, retries, dead letters and hand-backs go back to the queue.
  */
-export class Consumer {
-  readonly inFlight = new Set<Delivery>();
-  closed = false;
-  private drained: (() => void) | undefined;
+export class QueueTransport implements SubscriptionTransport<Envelope> {
+  private sink: DeliverySink<Envelope> | undefined;
 
-  constructor(
-    readonly queue: Queue,
-    private readonly handler: Handler,
-    readonly prefetch: number,
-    readonly maxAttempts: number,
-    /** Redelivery delays of the driver that opened this consumer. */
-    private readonly backoff: BackoffOptions,
-  ) {}
+  constructor(readonly queue: Queue) {}
 
   get hasCapacity(): boolean {
-    return !this.closed && this.inFlight.size < this.prefetch;
+    return (this.sink?.capacity ?? 0) > 0;
+  }
+
+  start(sink: DeliverySink<Envelope>): void {
+    this.sink = sink;
+    sink.onCapacity(() => this.queue.dispatch());
+    this.queue.attach(this);
   }
 
   deliver(envelope: Envelope): void {
-    const delivery: Delivery = { envelope, handedBack: false };
-    this.inFlight.add(delivery);
-    // Run the handler on a later tick: a publish never runs user code inside its own call.
-    queueMicrotask(() => {
-      let outcome: unknown;
-      try {
-        outcome = this.handler(toMessage(envelope));
-      } catch (error) {
-        this.settle(delivery, error, true);
-        return;
-      }
-      Promise.resolve(outcome).then(
-        () => this.settle(delivery, undefined, false),
-        (error: unknown) => this.settle(delivery, error, true),
-      );
-    });
+    this.sink?.deliver(envelope);
   }
 
-  private settle(delivery: Delivery, error: unknown, failed: boolean): void {
-    if (delivery.handedBack) return; // close gave it back already; another consumer owns it now
-    this.inFlight.delete(delivery);
-    if (failed) this.queue.fail(delivery.envelope, error, this.maxAttempts, this.backoff);
-    else this.queue.onDone?.(delivery.envelope);
-    if (this.inFlight.size === 0) this.drained?.();
-    this.queue.dispatch();
+  ack(envelope: Envelope): void {
+    this.queue.onDone?.(envelope);
   }
 
-  /** Stops receiving, waits for in-flight handlers up to the deadline, hands the rest back. */
-  async close(timeoutMs: number): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  retry(envelope: Envelope, delayMs: number): void {
+    this.queue.retryLater(envelope, delayMs);
+  }
+
+  deadLetter(envelope: Envelope, error: string): void {
+    this.queue.deadLetter(envelope, error);
+  }
+
+  handBack(envelope: Envelope): void {
+    this.queue.handBack(envelope);
+  }
+
+  stop(): void {
     this.queue.detach(this);
-    if (this.inFlight.size > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        this.drained = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    const unfinished = [...this.inFlight].reverse();
-    this.inFlight.clear();
-    for (const delivery of unfinished) {
-      delivery.handedBack = true;
-      this.queue.handBack(delivery.envelope);
-    }
+  }
+
+  close(): void {
     this.queue.dispatch();
   }
 }
@@ -124,7 +91,7 @@ export class Consumer {
 export class Queue {
   readonly ready = new Deque<Envelope>();
   readonly deadLetters: StoredDeadLetter[] = [];
-  private readonly consumers: Consumer[] = [];
+  private readonly consumers: QueueTransport[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private next = 0;
   private dispatching = false;
@@ -148,12 +115,12 @@ export class Queue {
     this.dispatch();
   }
 
-  attach(consumer: Consumer): void {
+  attach(consumer: QueueTransport): void {
     this.consumers.push(consumer);
     this.dispatch();
   }
 
-  detach(consumer: Consumer): void {
+  detach(consumer: QueueTransport): void {
     const index = this.consumers.indexOf(consumer);
     if (index >= 0) this.consumers.splice(index, 1);
   }
@@ -163,20 +130,18 @@ export class Queue {
     if (!this.deleted) this.ready.unshift(envelope);
   }
 
-  fail(envelope: Envelope, error: unknown, maxAttempts: number, backoff: BackoffOptions): void {
+  deadLetter(envelope: Envelope, error: string): void {
     if (this.deleted) return;
-    if (envelope.attempt >= maxAttempts) {
-      this.deadLetters.push({ envelope, error: errorText(error), failedAt: new Date() });
-      this.onDone?.(envelope);
-      return;
-    }
-    const timer = setTimeout(
-      () => {
-        this.timers.delete(timer);
-        this.enqueue({ ...envelope, attempt: envelope.attempt + 1 });
-      },
-      backoffDelay(envelope.attempt, backoff),
-    );
+    this.deadLetters.push({ envelope, error, failedAt: new Date() });
+    this.onDone?.(envelope);
+  }
+
+  retryLater(envelope: Envelope, delayMs: number): void {
+    if (this.deleted) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.enqueue({ ...envelope, attempt: envelope.attempt + 1 });
+    }, delayMs);
     timer.unref?.();
     this.timers.add(timer);
   }
@@ -195,10 +160,10 @@ export class Queue {
     }
   }
 
-  private nextWithCapacity(): Consumer | undefined {
+  private nextWithCapacity(): QueueTransport | undefined {
     const count = this.consumers.length;
     for (let i = 0; i < count; i++) {
-      const consumer = this.consumers[(this.next + i) % count] as Consumer;
+      const consumer = this.consumers[(this.next + i) % count] as QueueTransport;
       if (consumer.hasCapacity) {
         this.next = (this.next + i + 1) % count;
         return consumer;
