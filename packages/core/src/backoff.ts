@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from './errors/index.js';
-import { describeValue, rejectUnknownKeys, validateNonNegativeNumber } from './names.js';
+import { describeValue, validateNonNegativeNumber } from './names.js';
+import { rejectUnknownKeys } from './options.js';
 
 export interface BackoffOptions {
   /** Delay before the first redelivery, in ms. */

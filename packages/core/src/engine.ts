@@ -118,13 +118,7 @@ class Engine<R extends Received> implements EngineSubscription, DeliverySink<R> 
       this.handBack(entry);
       return;
     }
-    const outcome = this.outcomes.get(received.id);
-    if (outcome && outcome.attempt === received.attempt) {
-      // The broker's copy of a message whose handler ran on a channel that is gone.
-      this.outcomes.delete(received.id);
-      this.settle(entry, outcome.ok, outcome.error);
-      return;
-    }
+    if (this.settledByOutcome(entry)) return;
     this.queue.push(entry);
     this.pump();
   }
@@ -137,10 +131,20 @@ class Engine<R extends Received> implements EngineSubscription, DeliverySink<R> 
     if (entry.state === 'queued' || entry.state === 'held') this.finish(entry);
   }
 
+  /** The broker's copy of a message whose handler ran on a channel that is gone: settled with that run's outcome. */
+  private settledByOutcome(entry: Entry<R>): boolean {
+    const { id, attempt } = entry.received;
+    const outcome = this.outcomes.get(id);
+    if (!outcome || outcome.attempt !== attempt) return false;
+    this.outcomes.delete(id);
+    this.settle(entry, outcome.ok, outcome.error);
+    return true;
+  }
+
   private pump(): void {
     while (!this.stopped && this.running < this.settings.prefetch && this.queue.length > 0) {
       const entry = this.queue.shift() as Entry<R>;
-      if (entry.state !== 'queued') continue; // voided while queued
+      if (entry.state !== 'queued' || this.settledByOutcome(entry)) continue; // voided while queued, or already run
       const id = entry.received.id;
       if (this.runningIds.has(id)) {
         entry.state = 'held';
@@ -209,15 +213,9 @@ class Engine<R extends Received> implements EngineSubscription, DeliverySink<R> 
     if (!list) return;
     this.held.delete(id);
     for (const entry of list.reverse()) {
-      if (entry.state !== 'held') continue;
-      const outcome = this.outcomes.get(id);
-      if (outcome && outcome.attempt === entry.received.attempt) {
-        this.outcomes.delete(id);
-        this.settle(entry, outcome.ok, outcome.error);
-      } else {
-        entry.state = 'queued';
-        this.queue.unshift(entry);
-      }
+      if (entry.state !== 'held' || this.settledByOutcome(entry)) continue;
+      entry.state = 'queued';
+      this.queue.unshift(entry);
     }
   }
 

@@ -7,7 +7,6 @@ export * from './errors/index.js';
 export { newMessageId } from './message-id.js';
 export {
   describeValue,
-  rejectUnknownKeys,
   validateHeaders,
   validateKind,
   validateMessageId,
@@ -19,6 +18,18 @@ export {
   validateSubscriptionName,
   validateTopic,
 } from './names.js';
+export {
+  backoffOption,
+  booleanOption,
+  integerOption,
+  isSecretName,
+  nearestName,
+  numberOption,
+  REDACTED,
+  readOptions,
+  redactValue,
+  rejectUnknownKeys,
+} from './options.js';
 export {
   errorText,
   type PreparedPublish,

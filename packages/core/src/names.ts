@@ -152,20 +152,3 @@ export function validateNonNegativeNumber(driver: string, value: unknown, argume
   }
   return value;
 }
-
-/**
- * Rejects a key of an options object that is not one of `known` (a typo must not pass silently),
- * with InvalidArgumentError naming it as `${prefix}${key}`. Keys whose value is undefined pass:
- * they ask for nothing.
- */
-export function rejectUnknownKeys(driver: string, value: object, known: readonly string[], prefix = ''): void {
-  for (const key of Object.keys(value)) {
-    if (known.includes(key) || (value as Record<string, unknown>)[key] === undefined) continue;
-    throw new InvalidArgumentError({
-      driver,
-      argument: `${prefix}${key}`,
-      value: (value as Record<string, unknown>)[key],
-      message: `${describeValue(key)} is not a known option (known: ${known.join(', ')})`,
-    });
-  }
-}

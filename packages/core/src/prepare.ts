@@ -16,7 +16,6 @@ import { InvalidArgumentError, MessageTooLargeError, UnsupportedError } from './
 import { newMessageId } from './message-id.js';
 import {
   describeValue,
-  rejectUnknownKeys,
   validateHeaders,
   validateKind,
   validateMessageId,
@@ -27,6 +26,7 @@ import {
   validateSubscriptionName,
   validateTopic,
 } from './names.js';
+import { rejectUnknownKeys } from './options.js';
 
 /** A publish that passed every check: what a driver stores or sends. */
 export interface PreparedPublish {

@@ -3,7 +3,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type Driver, SPECIFICATION_VERSION } from './contract.js';
 import { InvalidArgumentError, NoSuchDriverError, UnsupportedError } from './errors/index.js';
-import { describeValue, rejectUnknownKeys } from './names.js';
+import { describeValue } from './names.js';
+import { rejectUnknownKeys } from './options.js';
 import { redactUrl } from './redact.js';
 
 /**

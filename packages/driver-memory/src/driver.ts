@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   anyTopicMatches,
   type BackoffOptions,
+  backoffOption,
   type Capabilities,
   consume,
   type DeadLetterTarget,
@@ -10,6 +11,7 @@ import {
   describeValue,
   type Handler,
   InvalidArgumentError,
+  integerOption,
   prepareDeadLetterTarget,
   prepareRedriveOptions,
   prepareShareConsume,
@@ -17,12 +19,10 @@ import {
   prepareTaskConsume,
   prepareTaskPublish,
   type ReplayFrom,
-  rejectUnknownKeys,
+  readOptions,
   SPECIFICATION_VERSION,
   type Subscription,
   TopologyError,
-  validateBackoffOptions,
-  validatePositiveInteger,
   validateSubscriptionName,
 } from '@mq-drivers/core';
 import { brokers, MemoryBroker, type SegmentState, type ShareQueue } from './broker.js';
@@ -59,32 +59,12 @@ const CURSOR_PREFIX = 'memory:';
 const OPTION_KEYS = ['broker', 'redeliveryBackoff', 'maxMessageBytes', 'historyLimit'] as const;
 
 function validateOptions(options: MemoryDriverOptions) {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new InvalidArgumentError({
-      driver: DRIVER_NAME,
-      argument: 'options',
-      value: options,
-      message: `${describeValue(options)} must be an object`,
-    });
-  }
-  rejectUnknownKeys(DRIVER_NAME, options, OPTION_KEYS, 'options.');
-  const broker =
-    options.broker === undefined ? 'default' : validateSubscriptionName(DRIVER_NAME, options.broker, 'options.broker');
-  const backoff =
-    options.redeliveryBackoff === undefined
-      ? DEFAULT_MEMORY_BACKOFF
-      : validateBackoffOptions(DRIVER_NAME, options.redeliveryBackoff, 'options.redeliveryBackoff');
+  const raw = readOptions(DRIVER_NAME, options, OPTION_KEYS);
   return {
-    broker,
-    backoff: { baseMs: backoff.baseMs, maxMs: backoff.maxMs },
-    maxMessageBytes:
-      options.maxMessageBytes === undefined
-        ? DEFAULT_MAX_MESSAGE_BYTES
-        : validatePositiveInteger(DRIVER_NAME, options.maxMessageBytes, 'options.maxMessageBytes', 2 ** 31 - 1),
-    historyLimit:
-      options.historyLimit === undefined
-        ? DEFAULT_HISTORY_LIMIT
-        : validatePositiveInteger(DRIVER_NAME, options.historyLimit, 'options.historyLimit', 2 ** 31 - 1),
+    broker: raw.broker === undefined ? 'default' : validateSubscriptionName(DRIVER_NAME, raw.broker, 'options.broker'),
+    backoff: backoffOption(DRIVER_NAME, raw, 'redeliveryBackoff', DEFAULT_MEMORY_BACKOFF),
+    maxMessageBytes: integerOption(DRIVER_NAME, raw, 'maxMessageBytes', DEFAULT_MAX_MESSAGE_BYTES, 1, 2 ** 31 - 1),
+    historyLimit: integerOption(DRIVER_NAME, raw, 'historyLimit', DEFAULT_HISTORY_LIMIT, 1, 2 ** 31 - 1),
   };
 }
 
@@ -136,7 +116,14 @@ export function createMemoryDriver(options: MemoryDriverOptions = {}): Driver {
     if (closing) throw new DriverClosedError({ driver: DRIVER_NAME });
   }
 
-  async function subscribe(name: string, queue: Queue, handler: Handler, prefetch: number, maxAttempts: number, after?: () => void) {
+  async function subscribe(
+    name: string,
+    queue: Queue,
+    handler: Handler,
+    prefetch: number,
+    maxAttempts: number,
+    after?: () => void,
+  ) {
     const subscription = await consume(new QueueTransport(queue), {
       driver: DRIVER_NAME,
       name,

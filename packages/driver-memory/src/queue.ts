@@ -1,4 +1,4 @@
-import { type DeadLetter, Deque, type DeliverySink, type Message, type SubscriptionTransport } from '@mq-drivers/core';
+import { type DeadLetter, type DeliverySink, Deque, type Message, type SubscriptionTransport } from '@mq-drivers/core';
 
 /** A message as the broker stores it: the body stays JSON so every delivery gets its own copy. */
 export interface Envelope {
