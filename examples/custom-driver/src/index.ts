@@ -1,47 +1,12 @@
 /**
- * An example driver, written the way a user would write their own: an in-process broker in
- * ~400 lines that passes the whole `@mq-drivers/conformance` suite. Copy it as the skeleton of a
- * driver for your broker: keep the validation calls (`prepare*` from core) and the close rules,
- * replace the in-memory queues with your broker's.
- *
- * Every driver method is `async`, so validation errors become rejected promises, never sync throws.
+ * An example driver, written the way you would write one for your own broker: an in-process broker
+ * that passes the whole `@mq-drivers/conformance` suite. You write the transport: where messages
+ * wait, how a publish is routed, the dead-letter store. Core does the rest: `core.consume()` runs
+ * each subscription (handlers, prefetch, retry or dead letter, close with a deadline) and
+ * `core.prepare*` / `core.validate*` check every input with the typed errors the suite expects.
  */
-import { randomBytes } from 'node:crypto';
-import {
-  anyTopicMatches,
-  type BackoffOptions,
-  backoffDelay,
-  type Capabilities,
-  type CloseOptions,
-  DEFAULT_BACKOFF,
-  DEFAULT_CLOSE_TIMEOUT_MS,
-  type DeadLetter,
-  type DeadLetterTarget,
-  type Driver,
-  DriverClosedError,
-  type DriverDefinition,
-  decodeBody,
-  errorText,
-  type Handler,
-  InvalidArgumentError,
-  type JsonValue,
-  type Message,
-  type PreparedPublish,
-  type PublishReceipt,
-  prepareDeadLetterTarget,
-  prepareShareConsume,
-  prepareSharePublish,
-  prepareTaskConsume,
-  prepareTaskPublish,
-  type ShareConsumeOptions,
-  type SharePublishOptions,
-  type Subscription,
-  type TaskConsumeOptions,
-  type TaskPublishOptions,
-  validateNonNegativeNumber,
-  validatePositiveInteger,
-  validateSegment,
-} from '@mq-drivers/core';
+import { randomUUID } from 'node:crypto';
+import * as core from '@mq-drivers/core';
 
 export const DRIVER_NAME = 'example';
 
@@ -49,335 +14,220 @@ export interface ExampleDriverOptions {
   /** Name of the in-process broker; drivers with the same name share queues. Default `default`. */
   broker?: string;
   /** Delay before redelivering a failed message (exponential, jittered). Default core's DEFAULT_BACKOFF. */
-  redeliveryBackoff?: BackoffOptions;
+  redeliveryBackoff?: core.BackoffOptions;
   /** Largest accepted message (JSON body plus headers), in bytes. Default 256 KiB. */
   maxMessageBytes?: number;
 }
 
-/** A stored message, one copy per queue it was routed to. */
-interface Envelope {
-  id: string;
-  segment: string;
-  /** The kind (tasks) or the published topic (shares). */
-  topic: string;
-  json: string;
-  headers: Record<string, string>;
-  publishedAt: number;
-  attempt: number;
+/** A stored message, one copy per queue it was routed to: what the engine receives, as is. */
+interface Envelope extends core.Received {
+  readonly json: string;
 }
 
-/** A task kind, or a share subscription, on one segment: messages waiting plus the consumers that compete for them. */
+/** A task kind, or a share subscription, on one segment: its waiting messages, consumers and dead letters. */
 class Queue {
-  readonly messages: Envelope[] = [];
-  readonly consumers: Consumer[] = [];
+  readonly waiting: Envelope[] = [];
+  deadLetters: { envelope: Envelope; error: string; failedAt: Date }[] = [];
+  /** One per open subscription of this kind (or subscription name): they compete for the messages. */
+  readonly consumers: core.DeliverySink<Envelope>[] = [];
+  patterns: readonly string[] = [];
   private turn = 0;
 
-  constructor(
-    readonly deadLetters: DeadLetter[],
-    public patterns: readonly string[] = [],
-  ) {}
-
   push(envelope: Envelope): void {
-    this.messages.push(envelope);
+    this.waiting.push(envelope);
     this.dispatch();
   }
 
-  /** Hands waiting messages to consumers with a free slot, round robin, oldest message first. */
+  /** Oldest message first, round robin among consumers with room (the engine counts their prefetch). */
   dispatch(): void {
-    while (this.messages.length > 0) {
-      const consumer = this.nextFree();
-      if (consumer === undefined) return;
-      consumer.deliver(this.messages.shift()!);
-    }
-  }
-
-  private nextFree(): Consumer | undefined {
-    for (let step = 0; step < this.consumers.length; step++) {
-      const index = (this.turn + step) % this.consumers.length;
-      const consumer = this.consumers[index]!;
-      if (consumer.held.size < consumer.prefetch) {
-        this.turn = index + 1;
-        return consumer;
+    let full = 0; // consumers in a row found without room
+    while (this.waiting.length > 0 && full < this.consumers.length) {
+      const consumer = this.consumers[this.turn++ % this.consumers.length]!;
+      if (consumer.capacity === 0) full++;
+      else {
+        full = 0;
+        consumer.deliver(this.waiting.shift()!);
       }
     }
-    return undefined;
   }
 }
 
-function toMessage(envelope: Envelope): Message {
-  return Object.freeze({
-    id: envelope.id,
-    body: decodeBody(envelope.json),
-    segment: envelope.segment,
-    topic: envelope.topic,
-    publishedAt: new Date(envelope.publishedAt),
-    attempt: envelope.attempt,
-    headers: Object.freeze({ ...envelope.headers }),
-  });
-}
+/**
+ * One subscription's transport: the engine says what became of each delivery. A delivered message
+ * has left the queue, so "unacknowledged" just means "not put back"; in a real broker the message
+ * stays unacked there until `ack` (or `retry`, `deadLetter`, `handBack`) settles it.
+ */
+class Consumer implements core.SubscriptionTransport<Envelope> {
+  private sink: core.DeliverySink<Envelope> | undefined;
 
-/** One subscription: runs the handler for at most `prefetch` messages at once. */
-class Consumer {
-  /** Delivered and not yet acknowledged (running, or failed and not yet settled). */
-  readonly held = new Set<Envelope>();
-  private readonly running = new Set<Promise<void>>();
+  constructor(private readonly queue: Queue) {}
 
-  constructor(
-    private readonly queue: Queue,
-    private readonly handler: Handler,
-    readonly prefetch: number,
-    private readonly maxAttempts: number,
-    private readonly backoff: BackoffOptions,
-  ) {}
-
-  deliver(envelope: Envelope): void {
-    this.held.add(envelope);
-    const run = Promise.resolve()
-      .then(() => this.handler(toMessage(envelope)))
-      .then(
-        () => this.settle(envelope, undefined, false),
-        (error: unknown) => this.settle(envelope, error, true),
-      )
-      .finally(() => this.running.delete(run));
-    this.running.add(run);
-  }
-
-  private settle(envelope: Envelope, error: unknown, failed: boolean): void {
-    // A message handed back on close is no longer ours: a late result has no effect.
-    if (!this.held.delete(envelope)) return;
-    if (failed) {
-      if (envelope.attempt >= this.maxAttempts) {
-        this.queue.deadLetters.push(
-          Object.freeze({ message: toMessage(envelope), error: errorText(error), failedAt: new Date() }),
-        );
-      } else {
-        const again = { ...envelope, attempt: envelope.attempt + 1 };
-        setTimeout(() => this.queue.push(again), backoffDelay(envelope.attempt, this.backoff)).unref();
-      }
-    }
+  start(sink: core.DeliverySink<Envelope>): void {
+    this.sink = sink;
+    sink.onCapacity(() => this.queue.dispatch()); // a handler finished: take the next message
+    this.queue.consumers.push(sink);
     this.queue.dispatch();
   }
 
-  /** Stops taking messages, waits for running handlers up to the deadline, hands back the rest. */
-  async close(timeoutMs: number): Promise<void> {
-    const index = this.queue.consumers.indexOf(this);
-    if (index >= 0) this.queue.consumers.splice(index, 1);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled([...this.running]),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    // Unacknowledged messages go back to the front, in delivery order, without counting an attempt.
-    this.queue.messages.unshift(...this.held);
-    this.held.clear();
-    this.queue.dispatch();
+  ack(): void {} // nothing left to delete: the queue gave its copy away on delivery
+
+  retry(envelope: Envelope, delayMs: number): void {
+    const again = { ...envelope, attempt: envelope.attempt + 1 };
+    setTimeout(() => this.queue.push(again), delayMs).unref(); // to any consumer, not only this one
+  }
+
+  deadLetter(envelope: Envelope, error: string): void {
+    this.queue.deadLetters.push({ envelope, error, failedAt: new Date() });
+  }
+
+  handBack(envelope: Envelope): void {
+    this.queue.waiting.unshift(envelope); // same attempt, at the front: it is older than what waits
+  }
+
+  stop(): void {
+    this.queue.consumers.splice(this.queue.consumers.indexOf(this.sink!), 1);
+  }
+
+  close(): void {
+    this.queue.dispatch(); // what this subscription handed back goes to the other consumers
   }
 }
 
-/** Task kinds, share subscriptions and dead letters of one segment. */
-interface SegmentState {
-  kinds: Map<string, Queue>;
-  subscriptions: Map<string, Queue>;
-  deadLetters: Map<string, DeadLetter[]>;
+/** `map.get(key)`, created first if missing. */
+function entry<K, V>(map: Map<K, V>, key: K, create: () => V): V {
+  if (!map.has(key)) map.set(key, create());
+  return map.get(key)!;
 }
 
-const brokers = new Map<string, Map<string, SegmentState>>();
+/** Every queue by broker, segment and sort, module-wide: drivers on one broker name share them. */
+const registry = new Map<string, Map<string, Queue>>();
+const queues = (broker: string, segment: string, sort: 'kind' | 'subscription') =>
+  entry(registry, JSON.stringify([broker, segment, sort]), () => new Map<string, Queue>());
 
-function segmentState(broker: string, segment: string): SegmentState {
-  let segments = brokers.get(broker);
-  if (segments === undefined) {
-    segments = new Map();
-    brokers.set(broker, segments);
+function validateOptions(options: ExampleDriverOptions) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    const message = `${core.describeValue(options)} must be an object`;
+    throw new core.InvalidArgumentError({ driver: DRIVER_NAME, argument: 'options', value: options, message });
   }
-  let state = segments.get(segment);
-  if (state === undefined) {
-    state = { kinds: new Map(), subscriptions: new Map(), deadLetters: new Map() };
-    segments.set(segment, state);
-  }
-  return state;
-}
-
-function deadLetterStore(state: SegmentState, key: string): DeadLetter[] {
-  let store = state.deadLetters.get(key);
-  if (store === undefined) {
-    store = [];
-    state.deadLetters.set(key, store);
-  }
-  return store;
-}
-
-function validateOptions(options: ExampleDriverOptions): Required<ExampleDriverOptions> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: 'options', value: options, message: 'must be an object' });
-  }
-  const backoff = options.redeliveryBackoff ?? DEFAULT_BACKOFF;
-  validateNonNegativeNumber(DRIVER_NAME, backoff?.baseMs, 'options.redeliveryBackoff.baseMs');
-  validateNonNegativeNumber(DRIVER_NAME, backoff?.maxMs, 'options.redeliveryBackoff.maxMs');
+  // A misspelt option must not be ignored silently.
+  core.rejectUnknownKeys(DRIVER_NAME, options, ['broker', 'redeliveryBackoff', 'maxMessageBytes'], 'options.');
+  const { broker = 'default', redeliveryBackoff = core.DEFAULT_BACKOFF, maxMessageBytes = 256 * 1024 } = options;
   return {
-    broker: validateSegment(DRIVER_NAME, options.broker ?? 'default', 'options.broker'),
-    redeliveryBackoff: { baseMs: backoff.baseMs, maxMs: backoff.maxMs },
-    maxMessageBytes: validatePositiveInteger(
-      DRIVER_NAME,
-      options.maxMessageBytes ?? 256 * 1024,
-      'options.maxMessageBytes',
-      2 ** 30,
-    ),
+    broker: core.validateSegment(DRIVER_NAME, broker, 'options.broker'),
+    backoff: core.validateBackoffOptions(DRIVER_NAME, redeliveryBackoff, 'options.redeliveryBackoff'),
+    maxMessageBytes: core.validatePositiveInteger(DRIVER_NAME, maxMessageBytes, 'options.maxMessageBytes', 2 ** 30),
   };
 }
 
-/** Creates a driver on the named in-process broker. */
-export function createExampleDriver(options: ExampleDriverOptions = {}): Driver {
-  const settings = validateOptions(options);
-  const capabilities: Capabilities = Object.freeze({
+/** Creates a driver on the named in-process broker. Every method is async: bad input rejects, never throws. */
+export function createExampleDriver(options: ExampleDriverOptions = {}): core.Driver {
+  const { broker, backoff, maxMessageBytes } = validateOptions(options);
+  // durable: a kind's queue keeps collecting while its workers are away. No replay: those cases are skipped.
+  const capabilities: core.Capabilities = Object.freeze({
     durable: true,
     replay: false,
     ordering: 'per-publisher',
     deadLetter: true,
-    maxMessageBytes: settings.maxMessageBytes,
+    maxMessageBytes,
   });
-  const subscriptions = new Set<Subscription>();
+  const subscriptions = new Set<core.Subscription>();
   let closed = false;
-
   const ensureOpen = () => {
-    if (closed) throw new DriverClosedError({ driver: DRIVER_NAME });
+    if (closed) throw new core.DriverClosedError({ driver: DRIVER_NAME });
+  };
+  const envelope = ({ id, json, segment, headers, publishedAt }: core.PreparedPublish, topic: string): Envelope => {
+    return { id, json, segment, topic, headers: Object.freeze(headers), publishedAt, attempt: 1 };
   };
 
-  const envelope = (prepared: PreparedPublish, topic: string): Envelope => ({
-    id: prepared.id,
-    segment: prepared.segment,
-    topic,
-    json: prepared.json,
-    headers: prepared.headers,
-    publishedAt: prepared.publishedAt.getTime(),
-    attempt: 1,
-  });
-
-  const subscribe = (
+  /** From here on the engine runs the subscription; the driver only remembers what to close. */
+  async function subscribe(
     queue: Queue,
-    handler: Handler,
-    prefetch: number,
-    maxAttempts: number,
     name: string,
+    handler: core.Handler,
+    limits: Pick<core.ConsumeSettings, 'prefetch' | 'maxAttempts'>,
     onClose?: () => void,
-  ) => {
-    const consumer = new Consumer(queue, handler as Handler, prefetch, maxAttempts, settings.redeliveryBackoff);
-    queue.consumers.push(consumer);
-    let closing: Promise<void> | undefined;
-    const subscription: Subscription = {
-      name,
-      get closed() {
-        return closing !== undefined;
-      },
-      async close(closeOptions: CloseOptions = {}) {
-        // Validate before anything changes: a rejected close leaves the subscription open.
-        const timeoutMs =
-          closeOptions?.timeoutMs === undefined
-            ? DEFAULT_CLOSE_TIMEOUT_MS
-            : validateNonNegativeNumber(DRIVER_NAME, closeOptions.timeoutMs, 'timeoutMs');
-        closing ??= consumer.close(timeoutMs).then(() => {
-          subscriptions.delete(subscription);
-          onClose?.();
-        });
-        return closing;
-      },
+  ) {
+    const { prefetch, maxAttempts } = limits;
+    const onClosed = () => {
+      subscriptions.delete(subscription);
+      onClose?.();
     };
+    const settings = { driver: DRIVER_NAME, name, handler, prefetch, maxAttempts, backoff, onClosed };
+    const subscription = await core.consume(new Consumer(queue), settings);
     subscriptions.add(subscription);
-    queue.dispatch();
     return subscription;
-  };
+  }
+
+  /** The queue a dead-letter target names, if it was ever registered. */
+  function targetQueue(target: core.DeadLetterTarget): Queue | undefined {
+    const { segment, kind, subscription } = core.prepareDeadLetterTarget(DRIVER_NAME, target);
+    return queues(broker, segment, kind !== undefined ? 'kind' : 'subscription').get((kind ?? subscription)!);
+  }
 
   return {
-    specificationVersion: 'v1',
+    specificationVersion: core.SPECIFICATION_VERSION,
     name: DRIVER_NAME,
     capabilities,
 
-    async taskPublish(body: JsonValue, publishOptions: TaskPublishOptions): Promise<PublishReceipt> {
+    /** A copy for each kind registered on the segment; the kind's workers compete for it. */
+    async taskPublish(body, publishOptions) {
       ensureOpen();
-      const prepared = prepareTaskPublish(DRIVER_NAME, capabilities, body, publishOptions);
-      const state = segmentState(settings.broker, prepared.segment);
-      for (const [kind, queue] of state.kinds) queue.push(envelope(prepared, kind));
+      const prepared = core.prepareTaskPublish(DRIVER_NAME, capabilities, body, publishOptions);
+      for (const [kind, queue] of queues(broker, prepared.segment, 'kind')) queue.push(envelope(prepared, kind));
       return { id: prepared.id };
     },
 
-    async sharePublish(body: JsonValue, publishOptions: SharePublishOptions): Promise<PublishReceipt> {
+    /** A copy for each subscription with a matching pattern (one, however many of its patterns match). */
+    async sharePublish(body, publishOptions) {
       ensureOpen();
-      const prepared = prepareSharePublish(DRIVER_NAME, capabilities, body, publishOptions);
+      const prepared = core.prepareSharePublish(DRIVER_NAME, capabilities, body, publishOptions);
       const topic = prepared.topic!;
-      const state = segmentState(settings.broker, prepared.segment);
-      for (const queue of state.subscriptions.values()) {
-        if (anyTopicMatches(queue.patterns, topic)) queue.push(envelope(prepared, topic));
+      for (const queue of queues(broker, prepared.segment, 'subscription').values()) {
+        if (core.anyTopicMatches(queue.patterns, topic)) queue.push(envelope(prepared, topic));
       }
       return { id: prepared.id };
     },
 
-    async taskConsume<Body extends JsonValue>(handler: Handler<Body>, consumeOptions: TaskConsumeOptions) {
+    async taskConsume(handler, consumeOptions) {
       ensureOpen();
-      const prepared = prepareTaskConsume(DRIVER_NAME, handler, consumeOptions);
-      const state = segmentState(settings.broker, prepared.segment);
-      let queue = state.kinds.get(prepared.kind);
-      if (queue === undefined) {
-        queue = new Queue(deadLetterStore(state, `kind:${prepared.kind}`));
-        state.kinds.set(prepared.kind, queue);
-      }
-      return subscribe(queue, handler as Handler, prepared.prefetch, prepared.maxAttempts, prepared.kind);
+      const prepared = core.prepareTaskConsume(DRIVER_NAME, handler, consumeOptions);
+      const queue = entry(queues(broker, prepared.segment, 'kind'), prepared.kind, () => new Queue());
+      return subscribe(queue, prepared.kind, handler as core.Handler, prepared);
     },
 
-    async shareConsume<Body extends JsonValue>(handler: Handler<Body>, consumeOptions: ShareConsumeOptions) {
+    async shareConsume(handler, consumeOptions) {
       ensureOpen();
-      const prepared = prepareShareConsume(DRIVER_NAME, capabilities, handler, consumeOptions);
-      const state = segmentState(settings.broker, prepared.segment);
-      const name = prepared.name ?? `ephemeral-${randomBytes(8).toString('hex')}`;
-      let queue = state.subscriptions.get(name);
-      if (queue === undefined) {
-        queue = new Queue(deadLetterStore(state, `subscription:${name}`), prepared.patterns);
-        state.subscriptions.set(name, queue);
-      }
-      queue.patterns = prepared.patterns;
-      // An unnamed subscription leaves nothing behind; a named one keeps collecting while closed.
-      const ephemeral = prepared.name === undefined;
-      const onClose = ephemeral ? () => state.subscriptions.delete(name) : undefined;
-      return subscribe(queue, handler as Handler, prepared.prefetch, prepared.maxAttempts, name, onClose);
+      const prepared = core.prepareShareConsume(DRIVER_NAME, capabilities, handler, consumeOptions);
+      const named = queues(broker, prepared.segment, 'subscription');
+      const name = prepared.name ?? `ephemeral-${randomUUID()}`;
+      const queue = entry(named, name, () => new Queue());
+      queue.patterns = prepared.patterns; // a named subscription reopened with other patterns is re-bound
+      // A named subscription keeps collecting while closed; an unnamed one leaves nothing behind.
+      const forget = prepared.name === undefined ? () => named.delete(name) : undefined;
+      return subscribe(queue, name, handler as core.Handler, prepared, forget);
     },
 
-    async listDeadLetters(target: DeadLetterTarget): Promise<DeadLetter[]> {
+    async listDeadLetters(target) {
       ensureOpen();
-      const prepared = prepareDeadLetterTarget(DRIVER_NAME, target);
-      const state = segmentState(settings.broker, prepared.segment);
-      const key = prepared.kind !== undefined ? `kind:${prepared.kind}` : `subscription:${prepared.subscription}`;
-      return [...(state.deadLetters.get(key) ?? [])];
+      return (targetQueue(target)?.deadLetters ?? []).map(({ envelope: { json, publishedAt, ...rest }, error, failedAt }) => {
+        const message = Object.freeze({ ...rest, body: core.decodeBody(json), publishedAt: new Date(publishedAt) });
+        return Object.freeze({ message, error, failedAt });
+      });
     },
 
-    async redriveDeadLetters(target: DeadLetterTarget, redriveOptions: { ids?: readonly string[] } = {}): Promise<number> {
+    /** Back into the queue with attempt 1 and the same id. */
+    async redriveDeadLetters(target, redriveOptions) {
       ensureOpen();
-      const prepared = prepareDeadLetterTarget(DRIVER_NAME, target);
-      const state = segmentState(settings.broker, prepared.segment);
-      const queue = prepared.kind !== undefined ? state.kinds.get(prepared.kind) : state.subscriptions.get(prepared.subscription);
-      const store = state.deadLetters.get(
-        prepared.kind !== undefined ? `kind:${prepared.kind}` : `subscription:${prepared.subscription}`,
-      );
-      if (queue === undefined || store === undefined) return 0;
-      const wanted = redriveOptions.ids === undefined ? undefined : new Set(redriveOptions.ids);
-      const chosen = store.filter((letter) => wanted === undefined || wanted.has(letter.message.id));
-      for (const letter of chosen) {
-        store.splice(store.indexOf(letter), 1);
-        const { message } = letter;
-        queue.push({
-          id: message.id,
-          segment: message.segment,
-          topic: message.topic,
-          json: JSON.stringify(message.body),
-          headers: { ...message.headers },
-          publishedAt: message.publishedAt.getTime(),
-          attempt: 1,
-        });
-      }
+      const ids = core.prepareRedriveOptions(DRIVER_NAME, redriveOptions);
+      const queue = targetQueue(target);
+      if (queue === undefined) return 0;
+      const chosen = queue.deadLetters.filter(({ envelope }) => ids === undefined || ids.has(envelope.id));
+      queue.deadLetters = queue.deadLetters.filter((letter) => !chosen.includes(letter));
+      for (const { envelope } of chosen) queue.push({ ...envelope, attempt: 1 });
       return chosen.length;
     },
 
-    async close(): Promise<void> {
+    async close() {
       closed = true;
       await Promise.all([...subscriptions].map((subscription) => subscription.close()));
     },
@@ -385,7 +235,7 @@ export function createExampleDriver(options: ExampleDriverOptions = {}): Driver 
 }
 
 /** Registers the driver for `example://<broker>` URLs: `registerDriver(driver)`, then `connect('example://demo')`. */
-export const driver: DriverDefinition<ExampleDriverOptions> = {
+export const driver: core.DriverDefinition<ExampleDriverOptions> = {
   name: DRIVER_NAME,
   schemes: ['example'],
   create(url, options = {}) {
