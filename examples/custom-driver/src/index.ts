@@ -47,7 +47,7 @@ class Queue {
    * A consumer of this queue: one subscription's transport, told by the engine what became of each delivery.
    * A delivered message has left the queue, so until the engine settles it, it is simply not put back.
    */
-  consumer(onClosed?: () => void): core.SubscriptionTransport<Envelope> {
+  consumer(release?: () => void): core.SubscriptionTransport<Envelope> {
     let sink: core.DeliverySink<Envelope>;
     return {
       start: (given) => {
@@ -71,7 +71,7 @@ class Queue {
       },
       close: () => {
         this.dispatch(); // what this subscription handed back goes to the other consumers
-        onClosed?.();
+        release?.(); // what else the subscription held: an unnamed share subscription's queue
       },
     };
   }
@@ -111,9 +111,9 @@ export function createExampleDriver(options: ExampleDriverOptions = {}): core.Dr
   };
 
   /** From here on the engine runs the subscription; the driver only remembers what to close. */
-  async function subscribe(queue: Queue, settings: Omit<core.ConsumeSettings, 'driver' | 'backoff'>, forget?: () => void) {
+  async function subscribe(queue: Queue, settings: Omit<core.ConsumeSettings, 'driver' | 'backoff'>, release?: () => void) {
     const onClosed = () => subscriptions.delete(subscription);
-    const subscription = await core.consume(queue.consumer(forget), { ...settings, driver: DRIVER_NAME, backoff, onClosed });
+    const subscription = await core.consume(queue.consumer(release), { ...settings, driver: DRIVER_NAME, backoff, onClosed });
     subscriptions.add(subscription);
     return subscription;
   }
@@ -160,9 +160,9 @@ export function createExampleDriver(options: ExampleDriverOptions = {}): core.Dr
       const queue = getOrCreate(all, name, () => new Queue());
       queue.patterns = prepared.patterns; // a named subscription reopened with other patterns is re-bound
       // A named subscription keeps collecting while closed; an unnamed one leaves nothing behind.
-      const forget = prepared.name === undefined ? () => all.delete(name) : undefined;
+      const release = prepared.name === undefined ? () => all.delete(name) : undefined;
       const { prefetch, maxAttempts } = prepared;
-      return subscribe(queue, { name, handler: handler as core.Handler, prefetch, maxAttempts }, forget);
+      return subscribe(queue, { name, handler: handler as core.Handler, prefetch, maxAttempts }, release);
     },
 
     async listDeadLetters(target) {
