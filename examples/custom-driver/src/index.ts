@@ -89,16 +89,11 @@ const queues = (broker: string, segment: string, sort: 'kind' | 'subscription') 
 
 /** Creates a driver on the named in-process broker. Every method is async: bad input rejects, never throws. */
 export function createExampleDriver(options: ExampleDriverOptions = {}): core.Driver {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    const message = `${core.describeValue(options)} must be an object`;
-    throw new core.InvalidArgumentError({ driver: DRIVER_NAME, argument: 'options', value: options, message });
-  }
-  // A misspelt option must not be ignored silently.
-  core.rejectUnknownKeys(DRIVER_NAME, options, ['broker', 'redeliveryBackoff', 'maxMessageBytes'], 'options.');
-  const { redeliveryBackoff = core.DEFAULT_BACKOFF, maxMessageBytes: maxBytes = 256 * 1024 } = options;
-  const broker = core.validateSegment(DRIVER_NAME, options.broker ?? 'default', 'options.broker');
-  const backoff = core.validateBackoffOptions(DRIVER_NAME, redeliveryBackoff, 'options.redeliveryBackoff');
-  const maxMessageBytes = core.validatePositiveInteger(DRIVER_NAME, maxBytes, 'options.maxMessageBytes', 2 ** 30);
+  // An object with known keys only: a misspelt option is an InvalidArgumentError, never silently ignored.
+  const raw = core.readOptions(DRIVER_NAME, options, ['broker', 'redeliveryBackoff', 'maxMessageBytes']);
+  const broker = core.validateSegment(DRIVER_NAME, raw.broker ?? 'default', 'options.broker');
+  const backoff = core.backoffOption(DRIVER_NAME, raw, 'redeliveryBackoff', core.DEFAULT_BACKOFF);
+  const maxMessageBytes = core.integerOption(DRIVER_NAME, raw, 'maxMessageBytes', 256 * 1024, 1, 2 ** 30);
   // durable: a kind's queue keeps collecting while its workers are away. No replay: those cases are skipped.
   const capabilities = { durable: true, replay: false, ordering: 'per-publisher', deadLetter: true, maxMessageBytes } as const;
   const subscriptions = new Set<core.Subscription>();

@@ -18,6 +18,7 @@ describe('example driver options (checked with core validation)', () => {
     const error = refusal(() => createExampleDriver({ brokr: 'x' } as ExampleDriverOptions));
     expect(error.argument).toBe('options.brokr');
     expect(error.message).toMatch(/^example/);
+    expect(error.message).toContain('did you mean broker?');
   });
 
   it('rejects bad values with the option named', () => {
