@@ -298,13 +298,13 @@ class ShareSubscription extends PullTransport<ShareReceived> {
     return this.saving;
   }
 
-  override async stop(): Promise<void> {
+  override stop(): void {
     // Messages waiting for a retry stay unresolved, like handed-back ones.
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.due.clear();
     if (this.saveTimer) clearInterval(this.saveTimer);
-    await super.stop();
+    super.stop();
   }
 
   override async close(): Promise<void> {

@@ -127,20 +127,21 @@ export abstract class PullTransport<R extends S3Received> implements Subscriptio
     if (await this.persist(() => this.ctx.deadLetters.add(this.deadLetterDir, received.stored, error))) this.resolve(received);
   }
 
-  async handBack(received: R): Promise<void> {
-    if (received.item) await this.retries.release(received.item).catch(() => undefined);
-    else await this.handBackLog(received);
+  /** Tracked: a read still in flight at `stop()` delivers after it, and the engine hands that back. */
+  handBack(received: R): Promise<void> {
+    const { item } = received;
+    return this.writes.track(item ? this.retries.release(item).catch(() => undefined) : this.handBackLog(received));
   }
 
-  /** Receives nothing more; waits for the loop, so what it read is delivered (and handed back) now. */
-  async stop(): Promise<void> {
+  /** Receives nothing more. A read in flight still ends (`close` waits for it) without holding up close. */
+  stop(): void {
     this.stopped = true;
     this.sleeper.wake();
-    await this.loop;
   }
 
-  /** Finishes background writes and lets go of retry objects whose outcome could not be stored. */
+  /** Waits for the loop and background writes; lets go of retry objects whose outcome could not be stored. */
   async close(): Promise<void> {
+    await this.loop;
     await this.writes.settled();
     await this.retries.releaseAll();
   }
