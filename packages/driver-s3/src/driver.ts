@@ -178,6 +178,11 @@ export function createS3Driver(options: S3DriverOptions): Driver {
       throw error;
     }
     subscriptions.add(subscription);
+    if (closed) {
+      // The driver closed while this one started (after `open` checked): it closes too.
+      await subscription.close();
+      checkOpen();
+    }
     retention?.track(segment, type);
     return subscription;
   };

@@ -41,7 +41,7 @@ export abstract class PullTransport<R extends S3Received> implements Subscriptio
   protected readonly writes = new Tracker();
   protected readonly poll: PollInterval;
   protected readonly retries: RetryArea;
-  /** When the retry area is listed next: every `retryEvery`, and at the due time of each retry written here. */
+  /** When the retry area is listed next: every max(1 s, 2 × maxPollIntervalMs), and when a retry written here is due. */
   protected nextRetryPoll = 0;
   private loop: Promise<void> | undefined;
 
