@@ -9,6 +9,7 @@ import {
   type Driver,
   DriverClosedError,
   type DriverDefinition,
+  type EngineSubscription,
   type Handler,
   type JsonValue,
   type PublishReceipt,
@@ -33,9 +34,9 @@ import { encodeRecord, Keys, type LogType } from './layout.js';
 import { LogReader, LogWriter } from './log.js';
 import { DRIVER_NAME, parseS3Url, resolveOptions, type S3DriverOptions } from './options.js';
 import { Retention } from './retention.js';
-import { type Position, parseCursor, ShareSubscription } from './share.js';
+import { openShareSubscription, parseCursor } from './share.js';
 import { Store } from './store.js';
-import { announceWorker, register, TaskWorker } from './tasks.js';
+import { announceWorker, openTaskWorker } from './tasks.js';
 import { unregisterKind, unregisterSubscription } from './unregister.js';
 
 /** Largest message (JSON body plus header keys and values) the driver accepts: 1 MiB. */
@@ -119,7 +120,7 @@ export function createS3Driver(options: S3DriverOptions): Driver {
 
   const ctx: Context = { options: resolved, store, keys, logs, owner: newOwner(), ready, deadLetters };
   const writers = new Map<string, LogWriter>();
-  const subscriptions = new Set<ShareSubscription | TaskWorker>();
+  const subscriptions = new Set<EngineSubscription>();
   const retention = resolved.retentionMs === undefined ? undefined : new Retention(ctx, resolved.retentionMs);
   /** Consumers open or opening in this driver, by the folder of their kind or subscription. */
   const users = new Map<string, number>();
@@ -154,6 +155,38 @@ export function createS3Driver(options: S3DriverOptions): Driver {
     return found;
   };
 
+  /**
+   * Opens a consumer of the kind or subscription folder `dir` (after an `unregister` of it in
+   * progress): counted as a user of `dir` from now until it has closed, and closed with the driver.
+   */
+  const consumer = async (
+    dir: string,
+    segment: string,
+    type: LogType,
+    open: (onClosed: () => void) => Promise<EngineSubscription>,
+  ): Promise<EngineSubscription> => {
+    await opening(dir);
+    let subscription: EngineSubscription | undefined;
+    try {
+      await ready();
+      subscription = await open(() => {
+        if (subscription) subscriptions.delete(subscription);
+        release(dir);
+      });
+    } catch (error) {
+      release(dir);
+      throw error;
+    }
+    subscriptions.add(subscription);
+    if (closed) {
+      // The driver closed while this one started (after `open` checked): it closes too.
+      await subscription.close();
+      checkOpen();
+    }
+    retention?.track(segment, type);
+    return subscription;
+  };
+
   const ownerDirOf = (target: { segment: string; kind?: string; subscription?: string }): string =>
     target.kind !== undefined ? keys.kind(target.segment, target.kind) : keys.subscription(target.segment, target.subscription!);
 
@@ -183,30 +216,13 @@ export function createS3Driver(options: S3DriverOptions): Driver {
       checkOpen();
       const spec = prepareTaskConsume(DRIVER_NAME, handler, consumeOptions);
       const dir = keys.kind(spec.segment, spec.kind);
-      await opening(dir);
-      let worker: TaskWorker;
-      try {
-        await ready();
-        const registration = await register(ctx, spec.segment, spec.kind);
-        const mark = (await store.getJson<{ seq?: number }>(keys.watermark(spec.segment, spec.kind)))?.seq ?? 0;
-        // Visible to other processes before this resolves: `unregister` there refuses while it is fresh.
-        await announceWorker(ctx, spec.segment, spec.kind, spec.prefetch);
-        if (closed) await store.delete(`${keys.workers(spec.segment, spec.kind)}${ctx.owner}`).catch(() => undefined);
-        checkOpen();
-        worker = new TaskWorker(ctx, handler as Handler, spec, Math.max(registration.seq, mark), (w) => {
-          subscriptions.delete(w);
-          release(dir);
+      return consumer(dir, spec.segment, 'task', (onClosed) =>
+        openTaskWorker(ctx, handler as Handler, spec, checkOpen, () => {
+          onClosed();
           // Workers of one driver share a presence object, which a closing one deletes: keep it for the others.
           if (users.has(dir) && !closed) void announceWorker(ctx, spec.segment, spec.kind, spec.prefetch).catch(() => undefined);
-        });
-      } catch (error) {
-        release(dir);
-        throw error;
-      }
-      subscriptions.add(worker);
-      retention?.track(spec.segment, 'task');
-      worker.start();
-      return worker;
+        }),
+      );
     },
 
     async shareConsume<Body extends JsonValue = JsonValue>(
@@ -215,55 +231,12 @@ export function createS3Driver(options: S3DriverOptions): Driver {
     ): Promise<Subscription> {
       checkOpen();
       const spec = prepareShareConsume(DRIVER_NAME, capabilities, handler, consumeOptions);
-      const cursorFrom =
-        typeof spec.from === 'object' && !(spec.from instanceof Date) ? parseCursor(spec.from.cursor) : undefined;
-      const durable = spec.name !== undefined;
+      // A bad cursor is refused before anything is sent.
+      if (typeof spec.from === 'object' && !(spec.from instanceof Date)) parseCursor(spec.from.cursor);
       const name = spec.name ?? `ephemeral-${randomUUID().slice(0, 18)}`;
-      const dir = keys.subscription(spec.segment, name);
-      await opening(dir);
-      let subscription: ShareSubscription;
-      let saveFirst: boolean;
-      try {
-        await ready();
-        let start: Position | undefined;
-        let done: string[] = [];
-        let fromDate: Date | undefined;
-        if (durable) {
-          const saved = await store.getJson<{ seq: number; index: number; done?: string[] }>(keys.cursor(spec.segment, name));
-          if (saved) {
-            start = { seq: saved.seq, index: saved.index };
-            done = saved.done ?? [];
-          }
-        }
-        saveFirst = durable && start === undefined;
-        if (!start) {
-          const from = spec.from ?? 'latest';
-          if (from === 'latest') start = { seq: (await logs.head(spec.segment, 'share')) + 1, index: 0 };
-          else if (from === 'earliest') start = { seq: await logs.earliest(spec.segment, 'share'), index: 0 };
-          else if (from instanceof Date) {
-            fromDate = from;
-            start = await positionAt(ctx, spec.segment, from);
-          } else start = cursorFrom!;
-        }
-        checkOpen();
-        subscription = new ShareSubscription(ctx, handler as Handler, spec, name, durable, start, done, fromDate, (s) => {
-          subscriptions.delete(s);
-          release(dir);
-        });
-      } catch (error) {
-        release(dir);
-        throw error;
-      }
-      subscriptions.add(subscription);
-      retention?.track(spec.segment, 'share');
-      try {
-        await subscription.start(saveFirst);
-      } catch (error) {
-        // Not started (its first cursor could not be saved): close it, so it holds nothing.
-        await subscription.close().catch(() => undefined);
-        throw error;
-      }
-      return subscription;
+      return consumer(keys.subscription(spec.segment, name), spec.segment, 'share', (onClosed) =>
+        openShareSubscription(ctx, handler as Handler, spec, name, checkOpen, onClosed),
+      );
     },
 
     async listDeadLetters(target: DeadLetterTarget): Promise<DeadLetter[]> {
@@ -321,16 +294,6 @@ export function createS3Driver(options: S3DriverOptions): Driver {
       }
     },
   };
-}
-
-/** The first log object that may hold messages published at or after `date` (server write times, 60 s margin). */
-async function positionAt(ctx: Context, segment: string, date: Date): Promise<Position> {
-  const since = date.getTime() - 60_000;
-  const objects = await ctx.logs.listFrom(segment, 'share', 0);
-  const first = objects.find((o) => (o.lastModified?.getTime() ?? 0) >= since);
-  if (first) return { seq: first.seq, index: 0 };
-  const last = objects[objects.length - 1];
-  return { seq: (last?.seq ?? (await ctx.logs.head(segment, 'share'))) + 1, index: 0 };
 }
 
 /** The driver definition for `connect('s3://bucket/prefix?endpoint=...')`. URL settings are overridden by `options`. */

@@ -66,12 +66,23 @@ export class Keys {
   claim(segment: string, kind: string, seq: number, start: number, epoch: number): string {
     return `${this.claims(segment, kind)}${seqName(seq)}-${pad(start, 8)}-${pad(epoch, 6)}.json`;
   }
+  /** Parses a claim key (the inverse of {@link claim}); undefined for other keys. */
+  claimOf(key: string): { seq: number; start: number; epoch: number } | undefined {
+    const match = /(\d{16})-(\d{8})-(\d{6})\.json$/.exec(key);
+    return match ? { seq: Number(match[1]), start: Number(match[2]), epoch: Number(match[3]) } : undefined;
+  }
   done(segment: string, kind: string): string {
     return `${this.kind(segment, kind)}done/`;
   }
   /** `done/<seq>-<start>-<end>`: every message of the claim [start, end) is resolved. */
   doneMarker(segment: string, kind: string, seq: number, start: number, end: number): string {
     return `${this.done(segment, kind)}${seqName(seq)}-${pad(start, 8)}-${pad(end, 8)}`;
+  }
+
+  /** Parses a done marker key (the inverse of {@link doneMarker}); undefined for other keys. */
+  doneOf(key: string): { seq: number; start: number; end: number } | undefined {
+    const match = /(\d{16})-(\d{8})-(\d{8})$/.exec(key);
+    return match ? { seq: Number(match[1]), start: Number(match[2]), end: Number(match[3]) } : undefined;
   }
 
   /** Retry area of a kind or a share subscription. */
@@ -85,8 +96,18 @@ export class Keys {
   retry(owner: string, dueMs: number, attempt: number, id: string): string {
     return `${this.retryDir(owner)}${pad(Math.max(0, Math.floor(dueMs)), 13)}-${pad(attempt, 4)}-${encodeId(id)}.json`;
   }
+  /** The due time (ms) of a retry object's name `<due>-<attempt>-<id>.json`; undefined for other names. */
+  retryDueOf(name: string): number | undefined {
+    const match = /^(\d{13})-(\d{4})-(.+)\.json$/.exec(name);
+    return match ? Number(match[1]) : undefined;
+  }
   retryClaim(owner: string, retryName: string, epoch: number): string {
     return `${this.retryClaimDir(owner)}${retryName}~${pad(epoch, 6)}`;
+  }
+  /** Parses a retry claim's name `<retry name>~<epoch>` (the inverse of {@link retryClaim}). */
+  retryClaimOf(name: string): { retryName: string; epoch: number } | undefined {
+    const match = /^(.+)~(\d{6})$/.exec(name);
+    return match ? { retryName: match[1]!, epoch: Number(match[2]) } : undefined;
   }
 
   subscription(segment: string, name: string): string {
@@ -108,6 +129,13 @@ export class Keys {
   probe(token: string): string {
     return `${this.root}.mq-probe/${token}`;
   }
+}
+
+/** `registration.json` of a kind: it receives every task in log objects from `seq` on. */
+export interface Registration {
+  kind: string;
+  seq: number;
+  registeredAt: string;
 }
 
 /** One JSON Lines record of a log object: the message envelope. */

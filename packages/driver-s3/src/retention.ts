@@ -1,8 +1,7 @@
 import { MqError } from '@mq-drivers/core';
 import type { Context } from './context.js';
-import type { LogType } from './layout.js';
+import type { LogType, Registration } from './layout.js';
 import { DRIVER_NAME } from './options.js';
-import type { Registration } from './tasks.js';
 
 /** Deletes of one sweep in flight at once. */
 const DELETE_CONCURRENCY = 8;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { type Context, Lease, type LeaseBody } from './context.js';
+import type { Context } from './context.js';
 import type { StoredMessage } from './layout.js';
+import { Lease, type LeaseBody } from './lease.js';
 
 /** A retry object this process holds a lease on. */
 export interface RetryItem {
@@ -8,13 +9,6 @@ export interface RetryItem {
   name: string;
   lease: Lease;
   stored: StoredMessage;
-}
-
-const RETRY_NAME = /^(\d{13})-(\d{4})-(.+)\.json$/;
-
-function dueOf(name: string): number | undefined {
-  const match = RETRY_NAME.exec(name);
-  return match ? Number(match[1]) : undefined;
 }
 
 /**
@@ -31,10 +25,6 @@ export class RetryArea {
     /** `<segment>/tasks/kinds/<kind>/` or `<segment>/shares/subscriptions/<name>/`. */
     readonly ownerDir: string,
   ) {}
-
-  get size(): number {
-    return this.held.size;
-  }
 
   /** Stores a message for redelivery at `dueMs`. */
   async add(stored: StoredMessage, dueMs: number): Promise<void> {
@@ -56,17 +46,15 @@ export class RetryArea {
     const now = Date.now();
     const due = listed
       .map((entry) => ({ key: entry.key, name: entry.key.slice(dir.length) }))
-      .filter((entry) => !this.held.has(entry.name) && (dueOf(entry.name) ?? 0) <= now);
+      .filter((entry) => !this.held.has(entry.name) && (this.ctx.keys.retryDueOf(entry.name) ?? 0) <= now);
     if (due.length === 0) return [];
     // Current claims: the newest epoch of each, and when it was written (server clock).
     const claimDir = this.ctx.keys.retryClaimDir(this.ownerDir);
     const claimed = new Map<string, { epoch: number; written: number }>();
     for (const entry of await this.ctx.store.list(claimDir)) {
-      const match = /^(.+)~(\d{6})$/.exec(entry.key.slice(claimDir.length));
-      if (!match) continue;
-      const epoch = Number(match[2]);
-      if ((claimed.get(match[1]!)?.epoch ?? -1) < epoch) {
-        claimed.set(match[1]!, { epoch, written: entry.lastModified?.getTime() ?? now });
+      const claim = this.ctx.keys.retryClaimOf(entry.key.slice(claimDir.length));
+      if (claim && (claimed.get(claim.retryName)?.epoch ?? -1) < claim.epoch) {
+        claimed.set(claim.retryName, { epoch: claim.epoch, written: entry.lastModified?.getTime() ?? now });
       }
     }
     const items: RetryItem[] = [];
@@ -115,6 +103,11 @@ export class RetryArea {
     item.lease.stop();
     this.held.delete(item.name);
     await this.deleteClaims(item.lease);
+  }
+
+  /** Releases every object still held (its outcome could not be stored): another consumer takes it. */
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.held.values()].map((item) => this.release(item).catch(() => undefined)));
   }
 
   private async deleteClaims(lease: Lease): Promise<void> {

@@ -1,20 +1,19 @@
 import {
   anyTopicMatches,
-  backoffDelay,
-  type CloseOptions,
-  errorText,
+  consume,
+  type DeliverySink,
+  Deque,
+  type EngineSubscription,
   type Handler,
   InvalidArgumentError,
   MqError,
   type PreparedShareConsume,
-  type Subscription,
 } from '@mq-drivers/core';
 import type { Context } from './context.js';
 import { DeletedCheck } from './deleted-check.js';
-import { type StoredMessage, storedFromRecord } from './layout.js';
+import { storedFromRecord } from './layout.js';
 import { DRIVER_NAME } from './options.js';
-import { RetryArea, type RetryItem } from './retry-area.js';
-import { closeTimeout, type Delivery, PollInterval, persist, Runner, Sleeper, Tracker } from './runner.js';
+import { PullTransport, type S3Received, toReceived } from './transport.js';
 
 /** A read position: the next record is `index` of log object `seq`. */
 export interface Position {
@@ -50,62 +49,120 @@ export function parseCursor(cursor: string): Position {
 
 const posKey = (seq: number, index: number): string => `${seq}:${index}`;
 
+/** A share message as a subscription delivers it: from the log (at `position`), or from the retry area. */
+interface ShareReceived extends S3Received {
+  readonly position?: string;
+}
+
 /**
- * A share subscription tails the segment's share log from a position, delivering records whose
- * topic matches. Failed messages are retried in memory (the position stays held, so a durable
- * cursor never passes them); re-driven dead letters arrive through the subscription's retry area.
+ * Starts a share subscription on core's engine: a durable one resumes at its saved cursor (skipping
+ * what it had resolved out of order), else it starts where `from` says (default: after the head).
+ * A new durable subscription saves its first cursor before this resolves. `stillOpen` throws when
+ * the driver closed meanwhile; `onClosed` runs once the subscription has closed.
  */
-export class ShareSubscription implements Subscription {
-  closed = false;
-  private readonly runner: Runner;
-  private readonly sleeper = new Sleeper();
-  private readonly writes = new Tracker();
-  private readonly poll: PollInterval;
-  private readonly retries: RetryArea;
+export async function openShareSubscription(
+  ctx: Context,
+  handler: Handler,
+  spec: PreparedShareConsume,
+  name: string,
+  stillOpen: () => void,
+  onClosed: () => void,
+): Promise<EngineSubscription & { cursor(): string }> {
+  const durable = spec.name !== undefined;
+  const saved = durable ? await ctx.store.getJson<SavedCursor>(ctx.keys.cursor(spec.segment, name)) : undefined;
+  let start: Position | undefined = saved && { seq: saved.seq, index: saved.index };
+  let fromDate: Date | undefined;
+  if (!start) {
+    const from = spec.from ?? 'latest';
+    if (from === 'latest') start = { seq: (await ctx.logs.head(spec.segment, 'share')) + 1, index: 0 };
+    else if (from === 'earliest') start = { seq: await ctx.logs.earliest(spec.segment, 'share'), index: 0 };
+    else if (from instanceof Date) {
+      fromDate = from;
+      start = await positionAt(ctx, spec.segment, from);
+    } else start = parseCursor(from.cursor);
+  }
+  stillOpen();
+  const transport = new ShareSubscription(ctx, spec, name, durable, start, saved?.done ?? [], fromDate, saved === undefined);
+  const subscription = await consume(transport, {
+    driver: DRIVER_NAME,
+    name,
+    handler,
+    prefetch: spec.prefetch,
+    maxAttempts: spec.maxAttempts,
+    backoff: ctx.options.redeliveryBackoff,
+    onClosed,
+  });
+  return Object.assign(subscription, { cursor: () => transport.cursor() });
+}
+
+/** The first log object that may hold messages published at or after `date` (server write times, 60 s margin). */
+async function positionAt(ctx: Context, segment: string, date: Date): Promise<Position> {
+  const since = date.getTime() - 60_000;
+  const objects = await ctx.logs.listFrom(segment, 'share', 0);
+  const first = objects.find((o) => (o.lastModified?.getTime() ?? 0) >= since);
+  if (first) return { seq: first.seq, index: 0 };
+  const last = objects[objects.length - 1];
+  return { seq: (last?.seq ?? (await ctx.logs.head(segment, 'share'))) + 1, index: 0 };
+}
+
+/**
+ * A share subscription, the transport of a share consumer: it tails the segment's share log from a
+ * position, delivering records whose topic matches while the engine has capacity. Failed log
+ * messages are retried in memory (the position stays unresolved, so a durable cursor never passes
+ * them, and a subscription without a name writes nothing); re-driven dead letters arrive through the
+ * subscription's retry area.
+ */
+class ShareSubscription extends PullTransport<ShareReceived> {
   private readonly deleted: DeletedCheck;
   /** Matching positions not yet resolved or resolved out of order, in log order. */
   private readonly held = new Map<string, { resolved: boolean }>();
   private readonly skip: Set<string>;
+  /** Failed log messages waiting for their backoff, then for capacity. */
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly due = new Deque<ShareReceived>();
   private readonly maxHeld: number;
   private position: Position;
   private dirty = false;
   private saving: Promise<void> | undefined;
   private saveTimer: NodeJS.Timeout | undefined;
-  private loop: Promise<void> | undefined;
   private hits = 0;
-  private nextRetryPoll = 0;
 
   constructor(
-    private readonly ctx: Context,
-    handler: Handler,
+    ctx: Context,
     private readonly spec: PreparedShareConsume,
     readonly name: string,
     private readonly durable: boolean,
     start: Position,
     done: string[],
     private readonly fromDate: Date | undefined,
-    private readonly onClosed: (sub: ShareSubscription) => void,
+    private readonly saveFirst: boolean,
   ) {
+    super(ctx, ctx.keys.subscription(spec.segment, name), ctx.keys.deadLetters(spec.segment, { subscription: name }));
     this.position = start;
     this.skip = new Set(done);
-    this.poll = new PollInterval(ctx.options.minPollIntervalMs, ctx.options.maxPollIntervalMs);
-    this.runner = new Runner(handler, spec.prefetch, () => this.sleeper.wake());
-    this.retries = new RetryArea(ctx, ctx.keys.subscription(spec.segment, name));
     this.deleted = new DeletedCheck(ctx.logs, spec.segment, 'share');
     this.maxHeld = Math.max(spec.prefetch * 2, 100);
   }
 
   /** Saves the starting cursor of a new durable subscription, then starts tailing. */
-  async start(saveFirst: boolean): Promise<void> {
-    if (saveFirst) await this.saveCursor();
+  override async start(sink: DeliverySink<ShareReceived>): Promise<void> {
+    if (this.durable && this.saveFirst) await this.saveCursor();
     if (this.durable) {
       this.saveTimer = setInterval(() => {
         if (this.dirty) void this.saveCursor().catch(() => undefined);
       }, this.ctx.options.cursorSaveIntervalMs);
       this.saveTimer.unref?.();
     }
-    this.loop = this.run();
+    sink.onCapacity(() => this.offerDue());
+    super.start(sink);
+  }
+
+  protected get wantsWork(): boolean {
+    return this.sink.capacity > 0 && this.held.size < this.maxHeld;
+  }
+
+  protected get busyWait(): number {
+    return this.ctx.options.maxPollIntervalMs;
   }
 
   cursor(): string {
@@ -123,40 +180,23 @@ export class ShareSubscription implements Subscription {
     return this.position;
   }
 
-  private async run(): Promise<void> {
-    while (!this.closed) {
-      try {
-        let progressed = false;
-        if (Date.now() >= this.nextRetryPoll) {
-          this.nextRetryPoll = Date.now() + Math.max(1000, this.ctx.options.maxPollIntervalMs * 2);
-          progressed = (await this.pollRetries()) || progressed;
-        }
-        if (this.held.size < this.maxHeld) progressed = (await this.readNext()) || progressed;
-        else {
-          await this.sleeper.sleep(this.ctx.options.maxPollIntervalMs);
-          continue;
-        }
-        if (!progressed && !this.closed) await this.sleeper.sleep(this.poll.idle());
-      } catch {
-        // Endpoint trouble: wait and try again; nothing is lost, the position has not moved.
-        if (!this.closed) await this.sleeper.sleep(this.ctx.options.maxPollIntervalMs);
-      }
-    }
+  protected readLog(): Promise<boolean> {
+    return this.readNext();
   }
 
   private async readNext(): Promise<boolean> {
     const { seq, index } = this.position;
     const records = await this.ctx.logs.read(this.spec.segment, 'share', seq);
-    if (this.closed) return false;
+    if (this.stopped) return false;
     if (!records) {
       this.hits = 0;
       const next = await this.deleted.after(seq);
-      if (next === undefined || this.closed) return false;
+      if (next === undefined || this.stopped) return false;
       this.skipDeleted(seq, next);
       return true;
     }
     this.poll.found();
-    if (++this.hits >= 2) {
+    if (index === 0 && ++this.hits >= 2) {
       // Catching up: fetch the next objects in parallel (they land in the reader's cache).
       for (let ahead = 1; ahead <= 8; ahead++)
         void this.ctx.logs.read(this.spec.segment, 'share', seq + ahead).catch(() => undefined);
@@ -168,8 +208,14 @@ export class ShareSubscription implements Subscription {
       if (this.fromDate && new Date(record.publishedAt) < this.fromDate) continue;
       const key = posKey(seq, i);
       if (this.skip.delete(key)) continue;
+      if (this.sink.capacity <= 0) {
+        // Full: the rest of this object waits (it stays in the reader's cache).
+        this.position = { seq, index: i };
+        this.dirty = true;
+        return true;
+      }
       this.held.set(key, { resolved: false });
-      this.deliver(storedFromRecord(record, this.spec.segment, record.topic, 1), key);
+      this.sink.deliver(toReceived(storedFromRecord(record, this.spec.segment, record.topic, 1), { position: key }));
     }
     this.position = { seq: seq + 1, index: 0 };
     this.dirty = true;
@@ -197,43 +243,9 @@ export class ShareSubscription implements Subscription {
     );
   }
 
-  private deliver(stored: StoredMessage, key: string): void {
-    const delivery: Delivery = {
-      stored,
-      state: 'queued',
-      settle: (ok, error) => {
-        if (ok) return this.resolve(key);
-        if (stored.attempt < this.spec.maxAttempts) {
-          const timer = setTimeout(
-            () => {
-              this.timers.delete(timer);
-              if (!this.closed) this.deliver({ ...stored, attempt: stored.attempt + 1 }, key);
-            },
-            backoffDelay(stored.attempt, this.ctx.options.redeliveryBackoff),
-          );
-          this.timers.add(timer);
-          return;
-        }
-        void this.deadLetter(stored, errorText(error)).then((written) => {
-          if (written) this.resolve(key);
-        });
-      },
-    };
-    this.runner.push(delivery);
-  }
-
-  private deadLetter(stored: StoredMessage, error: string): Promise<boolean> {
-    const dir = this.ctx.keys.deadLetters(this.spec.segment, { subscription: this.name });
-    return this.writes.track(
-      persist(
-        () => this.ctx.deadLetters.add(dir, stored, error),
-        () => this.closed,
-      ),
-    );
-  }
-
-  private resolve(key: string): void {
-    const entry = this.held.get(key);
+  /** Acked or dead-lettered: the position is resolved (the cursor moves once every earlier one is). */
+  protected resolveLog({ position }: ShareReceived): void {
+    const entry = position === undefined ? undefined : this.held.get(position);
     if (!entry) return;
     entry.resolved = true;
     // Drop the resolved prefix: what is left starts at the first unresolved position.
@@ -242,48 +254,29 @@ export class ShareSubscription implements Subscription {
       this.held.delete(k);
     }
     this.dirty = true;
-    this.sleeper.wake();
   }
 
-  /** Re-driven dead letters (and any other retry objects) of this subscription. */
-  private async pollRetries(): Promise<boolean> {
-    const capacity = this.spec.prefetch - this.runner.load;
-    const items = await this.retries.claim(capacity);
-    for (const item of items) this.deliverRetry(item);
-    return items.length > 0;
+  /** A failed log message comes back after the backoff, in memory: its position stays unresolved. */
+  override async retry(received: ShareReceived, delayMs: number): Promise<void> {
+    if (received.item) return super.retry(received, delayMs);
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.due.push({
+        ...received,
+        attempt: received.attempt + 1,
+        stored: { ...received.stored, attempt: received.attempt + 1 },
+      });
+      this.offerDue();
+    }, delayMs);
+    this.timers.add(timer);
   }
 
-  private deliverRetry(item: RetryItem): void {
-    const stored = item.stored;
-    const finish = (): void =>
-      void this.writes.track(
-        persist(
-          () => this.retries.finish(item),
-          () => this.closed,
-        ),
-      );
-    const delivery: Delivery = {
-      stored,
-      state: 'queued',
-      settle: (ok, error) => {
-        if (ok) return finish();
-        if (stored.attempt < this.spec.maxAttempts) {
-          const next = { ...stored, attempt: stored.attempt + 1 };
-          const due = Date.now() + backoffDelay(stored.attempt, this.ctx.options.redeliveryBackoff);
-          void this.writes.track(
-            persist(
-              () => this.retries.add(next, due),
-              () => this.closed,
-            ).then((ok2) => ok2 && finish()),
-          );
-          return;
-        }
-        void this.deadLetter(stored, errorText(error)).then((written) => written && finish());
-      },
-    };
-    (delivery as Delivery & { retryItem: RetryItem }).retryItem = item;
-    this.runner.push(delivery);
+  private offerDue(): void {
+    while (!this.stopped && this.due.length > 0 && this.sink.capacity > 0) this.sink.deliver(this.due.shift()!);
   }
+
+  /** A handed-back log message stays unresolved: the saved cursor still points at it. */
+  protected async handBackLog(): Promise<void> {}
 
   private saveCursor(): Promise<void> {
     if (!this.durable) return Promise.resolve();
@@ -305,24 +298,17 @@ export class ShareSubscription implements Subscription {
     return this.saving;
   }
 
-  async close(options: CloseOptions = {}): Promise<void> {
-    const timeoutMs = closeTimeout(options);
-    if (this.closed) return;
-    this.closed = true;
-    this.sleeper.wake();
+  override stop(): void {
+    // Messages waiting for a retry stay unresolved, like handed-back ones.
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.due.clear();
     if (this.saveTimer) clearInterval(this.saveTimer);
-    const returned = await this.runner.stop(timeoutMs);
-    await this.loop;
-    await this.writes.settled();
-    // Handed-back log messages stay unresolved, so the saved cursor still points at them;
-    // handed-back retry objects are released for another consumer or the next start.
-    for (const delivery of returned) {
-      const item = (delivery as Delivery & { retryItem?: RetryItem }).retryItem;
-      if (item) await this.retries.release(item).catch(() => undefined);
-    }
+    super.stop();
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
     if (this.durable) await this.saveCursor().catch(() => undefined);
-    this.onClosed(this);
   }
 }

@@ -1,24 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import {
-  backoffDelay,
-  type CloseOptions,
-  errorText,
-  type Handler,
-  type PreparedTaskConsume,
-  type Subscription,
-} from '@mq-drivers/core';
-import { type Context, Lease, type LeaseBody } from './context.js';
+import { consume, type EngineSubscription, type Handler, type PreparedTaskConsume } from '@mq-drivers/core';
+import type { Context } from './context.js';
 import { DeletedCheck } from './deleted-check.js';
-import { type LogRecord, type StoredMessage, seqName, storedFromRecord } from './layout.js';
-import { RetryArea, type RetryItem } from './retry-area.js';
-import { closeTimeout, type Delivery, PollInterval, persist, Runner, Sleeper, Tracker } from './runner.js';
-
-/** `registration.json` of a kind: it receives every task in log objects from `seq` on. */
-export interface Registration {
-  kind: string;
-  seq: number;
-  registeredAt: string;
-}
+import { type LogRecord, type Registration, seqName, storedFromRecord } from './layout.js';
+import { Lease, type LeaseBody } from './lease.js';
+import { DRIVER_NAME } from './options.js';
+import { PullTransport, type S3Received, toReceived } from './transport.js';
 
 interface HeldClaim {
   seq: number;
@@ -28,18 +15,19 @@ interface HeldClaim {
   pending: number;
 }
 
+/** A task as a worker delivers it: from a claimed log range, or from the retry area. */
+interface TaskReceived extends S3Received {
+  readonly claim?: HeldClaim;
+}
+
 /** While a worker is busy, it recounts the live workers of its kind at most this often (one LIST). */
 const RECOUNT_BUSY_MS = 1000;
 
 /** Longest pause between two scans of a worker, whatever its lease: it rewrites its presence at least this often. */
 export const MAX_SCAN_EVERY_MS = 10_000;
 
-const CLAIM_NAME = /(\d{16})-(\d{8})-(\d{6})\.json$/;
-/** `done/<seq>-<start>-<end>`: every message of that range is resolved. */
-export const DONE_NAME = /(\d{16})-(\d{8})-(\d{8})$/;
-
 /** Registers a kind on a segment (first registration wins) and returns its registration. */
-export async function register(ctx: Context, segment: string, kind: string): Promise<Registration> {
+async function register(ctx: Context, segment: string, kind: string): Promise<Registration> {
   const key = ctx.keys.registration(segment, kind);
   const existing = await ctx.store.getJson<Registration>(key);
   if (existing) return existing;
@@ -62,30 +50,56 @@ export async function announceWorker(ctx: Context, segment: string, kind: string
 }
 
 /**
- * One worker of a kind. Work is claimed from the task log in ranges: `claims/<seq>-<start>-<epoch>`
- * created with `If-None-Match: *` holds messages [start, end) of log object `seq` (end in the body;
- * the next range starts where this one ends, so ranges never overlap). A claim is a lease renewed by
- * creating the next epoch; an expired one is taken over the same way. When every message of a range
- * is resolved, `done/<seq>-<start>-<end>` is written; the kind's watermark skips fully done objects.
+ * Starts a worker of a kind: registers the kind (first worker ever), announces the worker (visible
+ * to other processes before this resolves: `unregister` there refuses while it is fresh), and runs it
+ * on core's engine from the kind's position (its registration, or its watermark when further on).
+ * `stillOpen` throws when the driver closed meanwhile; `onClosed` runs once the worker has closed.
  */
-export class TaskWorker implements Subscription {
-  closed = false;
-  readonly name: string;
-  private readonly runner: Runner;
-  private readonly sleeper = new Sleeper();
-  private readonly writes = new Tracker();
-  private readonly poll: PollInterval;
-  private readonly retries: RetryArea;
+export async function openTaskWorker(
+  ctx: Context,
+  handler: Handler,
+  spec: PreparedTaskConsume,
+  stillOpen: () => void,
+  onClosed: () => void,
+): Promise<EngineSubscription> {
+  const registration = await register(ctx, spec.segment, spec.kind);
+  const mark = (await ctx.store.getJson<{ seq?: number }>(ctx.keys.watermark(spec.segment, spec.kind)))?.seq ?? 0;
+  await announceWorker(ctx, spec.segment, spec.kind, spec.prefetch);
+  try {
+    stillOpen();
+  } catch (error) {
+    await ctx.store.delete(`${ctx.keys.workers(spec.segment, spec.kind)}${ctx.owner}`).catch(() => undefined);
+    throw error;
+  }
+  const worker = new TaskWorker(ctx, spec, Math.max(registration.seq, mark));
+  return consume(worker, {
+    driver: DRIVER_NAME,
+    name: spec.kind,
+    handler,
+    prefetch: spec.prefetch,
+    maxAttempts: spec.maxAttempts,
+    backoff: ctx.options.redeliveryBackoff,
+    onClosed,
+  });
+}
+
+/**
+ * One worker of a kind, the transport of a task subscription. Work is claimed from the task log in
+ * ranges: `claims/<seq>-<start>-<epoch>` created with `If-None-Match: *` holds messages [start, end)
+ * of log object `seq` (end in the body; the next range starts where this one ends, so ranges never
+ * overlap). A claim is a lease renewed by creating the next epoch; an expired one is taken over the
+ * same way. When every message of a range is resolved (acked, moved to the retry area,
+ * dead-lettered or handed back), `done/<seq>-<start>-<end>` is written; the kind's watermark skips
+ * fully done objects.
+ */
+class TaskWorker extends PullTransport<TaskReceived> {
   private readonly claims = new Map<string, HeldClaim>();
   private readonly frontier = new Map<number, number>();
   private readonly counts = new Map<number, number>();
-  private readonly kindDir: string;
   private readonly deleted: DeletedCheck;
   private scanSeq: number;
   private watermark: number;
-  private loop: Promise<void> | undefined;
   private nextScan = 0;
-  private nextRetryPoll = 0;
   /** Owners of the live workers of this kind (from their presence objects), sorted; this one included. */
   private owners: string[] = [];
   private lastCount = 0;
@@ -95,37 +109,25 @@ export class TaskWorker implements Subscription {
   private claimRtt = 0;
   /** Objects in a row we found already taken: a sign that other workers are ahead. */
   private behind = 0;
-  /** Messages held and not yet resolved (in claims and retry items). */
-  private unresolved = 0;
 
   constructor(
-    private readonly ctx: Context,
-    handler: Handler,
+    ctx: Context,
     private readonly spec: PreparedTaskConsume,
     start: number,
-    private readonly onClosed: (worker: TaskWorker) => void,
   ) {
-    this.name = spec.kind;
+    super(ctx, ctx.keys.kind(spec.segment, spec.kind), ctx.keys.deadLetters(spec.segment, { kind: spec.kind }));
     this.scanSeq = start;
     this.watermark = start;
-    this.kindDir = ctx.keys.kind(spec.segment, spec.kind);
-    this.poll = new PollInterval(ctx.options.minPollIntervalMs, ctx.options.maxPollIntervalMs);
-    this.runner = new Runner(handler, spec.prefetch, () => this.sleeper.wake());
-    this.retries = new RetryArea(ctx, this.kindDir);
     this.deleted = new DeletedCheck(ctx.logs, spec.segment, 'task');
   }
 
-  start(): void {
-    this.loop = this.run();
-  }
-
   private get capacity(): number {
-    return this.spec.prefetch - this.unresolved;
+    return this.sink.capacity;
   }
 
   /** Claim more only when half the prefetch is free (or nothing is held): fewer, larger claims. */
-  private get wantsWork(): boolean {
-    return this.unresolved === 0 || this.capacity >= Math.ceil(this.spec.prefetch / 2);
+  protected get wantsWork(): boolean {
+    return this.capacity >= Math.ceil(this.spec.prefetch / 2);
   }
 
   /** Expired leases are looked for every half lease (so a dead worker's tasks move within 1.5 leases). */
@@ -133,32 +135,18 @@ export class TaskWorker implements Subscription {
     return Math.min(MAX_SCAN_EVERY_MS, Math.max(250, Math.floor(this.ctx.options.leaseMs / 2)));
   }
 
-  /** The retry area is listed this often, and at the due time of every retry this worker wrote. */
-  private get retryEvery(): number {
-    return Math.max(1000, this.ctx.options.maxPollIntervalMs * 2);
+  protected get busyWait(): number {
+    return this.scanEvery;
   }
 
-  private async run(): Promise<void> {
-    while (!this.closed) {
-      try {
-        let progressed = false;
-        const now = Date.now();
-        if (now >= this.nextScan) {
-          this.nextScan = now + this.scanEvery;
-          progressed = (await this.scan()) || progressed;
-        }
-        if (this.wantsWork && Date.now() >= this.nextRetryPoll) {
-          this.nextRetryPoll = Date.now() + this.retryEvery;
-          progressed = (await this.claimRetries()) || progressed;
-        }
-        if (this.wantsWork && !this.closed) progressed = (await this.claimFromLog()) || progressed;
-        if (this.closed) break;
-        if (!this.wantsWork) await this.sleeper.sleep(this.scanEvery);
-        else if (!progressed) await this.sleeper.sleep(this.poll.idle());
-      } catch {
-        if (!this.closed) await this.sleeper.sleep(this.ctx.options.maxPollIntervalMs);
-      }
-    }
+  protected override async housekeeping(): Promise<boolean> {
+    if (Date.now() < this.nextScan) return false;
+    this.nextScan = Date.now() + this.scanEvery;
+    return this.scan();
+  }
+
+  protected readLog(): Promise<boolean> {
+    return this.claimFromLog();
   }
 
   private async records(seq: number): Promise<LogRecord[] | undefined> {
@@ -172,10 +160,7 @@ export class TaskWorker implements Subscription {
     const dir = this.ctx.keys.claims(this.spec.segment, this.spec.kind);
     const listed = await this.ctx.store.list(`${dir}${seqName(seq)}-`);
     let last = -1;
-    for (const entry of listed) {
-      const match = CLAIM_NAME.exec(entry.key);
-      if (match) last = Math.max(last, Number(match[2]));
-    }
+    for (const entry of listed) last = Math.max(last, this.ctx.keys.claimOf(entry.key)?.start ?? -1);
     if (last < 0) return 0;
     const body = await this.ctx.store.getJson<LeaseBody>(this.ctx.keys.claim(this.spec.segment, this.spec.kind, seq, last, 0));
     return body?.end ?? last;
@@ -187,8 +172,8 @@ export class TaskWorker implements Subscription {
     const listed = await this.ctx.store.list(dir, { startAfter: `${dir}${seqName(seq)}` });
     let newest = seq;
     for (const entry of listed) {
-      const match = CLAIM_NAME.exec(entry.key);
-      if (match && Number(match[2]) === 0 && Number(match[3]) === 0) newest = Math.max(newest, Number(match[1]));
+      const claim = this.ctx.keys.claimOf(entry.key);
+      if (claim && claim.start === 0 && claim.epoch === 0) newest = Math.max(newest, claim.seq);
     }
     return newest;
   }
@@ -196,7 +181,7 @@ export class TaskWorker implements Subscription {
   private async claimFromLog(): Promise<boolean> {
     const seq = this.scanSeq;
     const records = await this.records(seq);
-    if (!records && !this.closed) {
+    if (!records && !this.stopped) {
       // Retention deletes a task log object only once every kind's watermark is past it, so a
       // deleted number (and everything below it) is done for this kind too: move on.
       const next = await this.deleted.after(seq);
@@ -207,7 +192,7 @@ export class TaskWorker implements Subscription {
         return true;
       }
     }
-    if (!records || this.closed) {
+    if (!records || this.stopped) {
       this.idleSince ??= Date.now();
       return false;
     }
@@ -240,12 +225,12 @@ export class TaskWorker implements Subscription {
       else {
         const grace = Math.min(500, Math.max(50, 2 * this.ctx.options.minPollIntervalMs + 2 * this.claimRtt));
         await this.sleeper.sleep(grace);
-        if (this.closed) return false;
+        if (this.stopped) return false;
       }
     }
     let lost = 0;
     for (;;) {
-      if (this.closed) return false;
+      if (this.stopped) return false;
       if (start >= records.length) {
         this.frontier.delete(seq);
         this.scanSeq = seq + 1;
@@ -312,90 +297,31 @@ export class TaskWorker implements Subscription {
   private hold(seq: number, start: number, end: number, lease: Lease, records: LogRecord[]): void {
     const claim: HeldClaim = { seq, start, end, lease, pending: end - start };
     this.claims.set(`${seq}-${start}`, claim);
-    this.unresolved += end - start;
     lease.startRenewing();
     for (let i = start; i < end; i++) {
       const record = records[i];
-      if (!record) {
-        this.settleClaim(claim);
-        continue;
-      }
-      this.deliver(storedFromRecord(record, this.spec.segment, this.spec.kind, 1), () => this.settleClaim(claim), claim);
+      if (record) this.sink.deliver(toReceived(storedFromRecord(record, this.spec.segment, this.spec.kind, 1), { claim }));
+      else this.resolveLog({ claim } as TaskReceived);
     }
   }
 
-  private settleClaim(claim: HeldClaim): void {
-    this.unresolved--;
-    this.sleeper.wake();
-    if (--claim.pending > 0) return;
+  /** One more message of its claim is resolved; the last one writes the claim's done marker. */
+  protected resolveLog({ claim }: TaskReceived): void {
+    if (!claim || --claim.pending > 0) return;
     claim.lease.stop();
     const marker = this.ctx.keys.doneMarker(this.spec.segment, this.spec.kind, claim.seq, claim.start, claim.end);
     void this.writes.track(
-      persist(
-        () => this.ctx.store.put(marker, JSON.stringify({ owner: this.ctx.owner, at: new Date().toISOString() })),
-        () => this.closed,
+      this.persist(() =>
+        this.ctx.store.put(marker, JSON.stringify({ owner: this.ctx.owner, at: new Date().toISOString() })),
       ).finally(() => this.claims.delete(`${claim.seq}-${claim.start}`)),
     );
   }
 
-  /**
-   * Runs one message. `resolved` is called once its outcome is stored: acked, queued for retry
-   * in the retry area, dead-lettered, or handed back.
-   */
-  private deliver(stored: StoredMessage, resolved: () => void, source: HeldClaim | RetryItem): void {
-    const delivery: Delivery & { source: HeldClaim | RetryItem; resolved: () => void } = {
-      stored,
-      state: 'queued',
-      source,
-      resolved,
-      settle: (ok, error) => {
-        if (ok) return resolved();
-        if (stored.attempt < this.spec.maxAttempts) {
-          const due = Date.now() + backoffDelay(stored.attempt, this.ctx.options.redeliveryBackoff);
-          this.nextRetryPoll = Math.min(this.nextRetryPoll, due + 5);
-          void this.writes.track(
-            persist(
-              () => this.retries.add({ ...stored, attempt: stored.attempt + 1 }, due),
-              () => this.closed,
-            ).then((ok2) => ok2 && resolved()),
-          );
-          return;
-        }
-        const dir = this.ctx.keys.deadLetters(this.spec.segment, { kind: this.spec.kind });
-        void this.writes.track(
-          persist(
-            () => this.ctx.deadLetters.add(dir, stored, errorText(error)),
-            () => this.closed,
-          ).then((ok2) => ok2 && resolved()),
-        );
-      },
-    };
-    this.runner.push(delivery);
+  /** Back to the retry area, due now, with the same attempt; its range can then be marked done. */
+  protected async handBackLog(received: TaskReceived): Promise<void> {
+    if (await this.persist(() => this.retries.add(received.stored, Date.now()))) this.resolveLog(received);
   }
 
-  private async claimRetries(): Promise<boolean> {
-    const items = await this.retries.claim(this.capacity);
-    for (const item of items) {
-      this.unresolved++;
-      const done = (): void => {
-        this.unresolved--;
-        this.sleeper.wake();
-        void this.writes.track(
-          persist(
-            () => this.retries.finish(item),
-            () => this.closed,
-          ),
-        );
-      };
-      this.deliver(item.stored, done, item);
-    }
-    return items.length > 0;
-  }
-
-  /**
-   * Takes over expired claims of this kind and moves the watermark past log objects whose every
-   * range is done. Claims and done markers below the watermark are never listed again.
-   */
   /** Writes this worker's presence and counts the live workers of the kind. */
   private async heartbeat(): Promise<void> {
     await announceWorker(this.ctx, this.spec.segment, this.spec.kind, this.spec.prefetch);
@@ -428,6 +354,10 @@ export class TaskWorker implements Subscription {
     return this.owners[(seq + start) % this.owners.length] === this.ctx.owner;
   }
 
+  /**
+   * Takes over expired claims of this kind and moves the watermark past log objects whose every
+   * range is done. Claims and done markers below the watermark are never listed again.
+   */
   private async scan(): Promise<boolean> {
     await this.heartbeat().catch(() => undefined);
     const claimsDir = this.ctx.keys.claims(this.spec.segment, this.spec.kind);
@@ -440,11 +370,9 @@ export class TaskWorker implements Subscription {
     const done = new Map<string, number>();
     const doneBySeq = new Map<number, [number, number][]>();
     for (const entry of doneList) {
-      const match = DONE_NAME.exec(entry.key);
-      if (!match) continue;
-      const seq = Number(match[1]);
-      const start = Number(match[2]);
-      const end = Number(match[3]);
+      const marker = this.ctx.keys.doneOf(entry.key);
+      if (!marker) continue;
+      const { seq, start, end } = marker;
       done.set(`${seq}-${start}`, end);
       const ranges = doneBySeq.get(seq) ?? [];
       ranges.push([start, end]);
@@ -453,19 +381,15 @@ export class TaskWorker implements Subscription {
     const latest = new Map<string, { seq: number; start: number; epoch: number; written: number }>();
     const now = Date.now();
     for (const entry of claimList) {
-      const match = CLAIM_NAME.exec(entry.key);
-      if (!match) continue;
-      const seq = Number(match[1]);
-      const start = Number(match[2]);
-      const epoch = Number(match[3]);
-      const id = `${seq}-${start}`;
-      if ((latest.get(id)?.epoch ?? -1) < epoch) {
-        latest.set(id, { seq, start, epoch, written: entry.lastModified?.getTime() ?? now });
+      const claim = this.ctx.keys.claimOf(entry.key);
+      const id = `${claim?.seq}-${claim?.start}`;
+      if (claim && (latest.get(id)?.epoch ?? -1) < claim.epoch) {
+        latest.set(id, { ...claim, written: entry.lastModified?.getTime() ?? now });
       }
     }
     let tookOver = false;
     for (const [id, claim] of latest) {
-      if (this.closed || this.capacity <= 0) break;
+      if (this.stopped || this.capacity <= 0) break;
       if (done.has(id) || this.claims.has(id)) continue;
       if (claim.written > now - this.ctx.options.leaseMs / 2) continue; // renewed lately: alive
       const keyOf = (epoch: number): string =>
@@ -522,39 +446,12 @@ export class TaskWorker implements Subscription {
     }
   }
 
-  async close(options: CloseOptions = {}): Promise<void> {
-    const timeoutMs = closeTimeout(options);
-    if (this.closed) return;
-    this.closed = true;
-    this.sleeper.wake();
-    const returned = await this.runner.stop(timeoutMs);
-    await this.loop;
-    // Hand back what was not resolved, without counting an attempt: log messages go to the retry
-    // area (due now) and their range is marked done; retry objects are released.
-    await Promise.all(
-      returned.map(async (delivery) => {
-        const { source, resolved, stored } = delivery as Delivery & { source: HeldClaim | RetryItem; resolved: () => void };
-        if ('key' in source) {
-          this.unresolved--;
-          await this.retries.release(source).catch(() => undefined);
-          return;
-        }
-        const ok = await persist(
-          () => this.retries.add(stored, Date.now()),
-          () => true,
-        );
-        if (ok) resolved();
-      }),
-    );
-    await this.writes.settled();
+  /** After the engine settled or handed back every delivery: lets go of the claims and the presence. */
+  override async close(): Promise<void> {
+    await super.close();
     for (const claim of this.claims.values()) claim.lease.stop();
     await this.ctx.store
       .delete(`${this.ctx.keys.workers(this.spec.segment, this.spec.kind)}${this.ctx.owner}`)
       .catch(() => undefined);
-    this.onClosed(this);
   }
-}
-
-export function kindOwnerDir(ctx: Context, segment: string, kind: string): string {
-  return ctx.keys.kind(segment, kind);
 }

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { TopologyError, type UnregisterResult } from '@mq-drivers/core';
 import type { Context } from './context.js';
+import type { Registration } from './layout.js';
 import { DRIVER_NAME } from './options.js';
 import type { ListedObject } from './store.js';
-import { DONE_NAME, MAX_SCAN_EVERY_MS, type Registration } from './tasks.js';
+import { MAX_SCAN_EVERY_MS } from './tasks.js';
 
 /** Deletes in flight at once. */
 const DELETE_CONCURRENCY = 16;
@@ -120,12 +121,9 @@ async function waitingTasks(ctx: Context, segment: string, kind: string, listed:
   const doneDir = ctx.keys.done(segment, kind);
   const resolved = new Map<number, number>();
   for (const entry of listed) {
-    if (!entry.key.startsWith(doneDir)) continue;
-    const match = DONE_NAME.exec(entry.key);
-    if (!match) continue;
-    const seq = Number(match[1]);
+    const done = entry.key.startsWith(doneDir) ? ctx.keys.doneOf(entry.key) : undefined;
     // Ranges of one object form a chain and never overlap.
-    if (seq >= from) resolved.set(seq, (resolved.get(seq) ?? 0) + Number(match[3]) - Number(match[2]));
+    if (done && done.seq >= from) resolved.set(done.seq, (resolved.get(done.seq) ?? 0) + done.end - done.start);
   }
   const seqs = Array.from({ length: Math.max(0, head - from + 1) }, (_, i) => from + i);
   let waiting = retries;
