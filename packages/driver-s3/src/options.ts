@@ -1,5 +1,13 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type BackoffOptions, InvalidArgumentError, type MqError, redactUrl, validateBackoffOptions } from '@mq-drivers/core';
+import {
+  type BackoffOptions,
+  InvalidArgumentError,
+  type MqError,
+  nearestName,
+  readOptions,
+  redactUrl,
+  validateBackoffOptions,
+} from '@mq-drivers/core';
 import { isSecretName, REDACTED, shown } from './redact.js';
 
 export const DRIVER_NAME = 's3';
@@ -152,11 +160,6 @@ const KNOWN_OPTIONS: readonly (keyof S3DriverOptions)[] = [
   'onError',
 ];
 
-/** The known name that differs from `key` only in case, if any (`leaseMS` → `leaseMs`). */
-function knownLike(key: string, known: readonly string[]): string | undefined {
-  return known.find((name) => name.toLowerCase() === key.toLowerCase());
-}
-
 /** Smallest `retentionMs`: sweeps run every half retention, and clocks must agree within that. */
 export const MIN_RETENTION_MS = 1000;
 
@@ -181,20 +184,8 @@ function credentialsShape(value: unknown): string {
 }
 
 export function resolveOptions(options: S3DriverOptions): ResolvedOptions {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: 'options', value: options, message: 'must be an object' });
-  }
-  const raw = options as unknown as Record<string, unknown>;
-  for (const key of Object.keys(raw)) {
-    if ((KNOWN_OPTIONS as readonly string[]).includes(key)) continue;
-    const like = knownLike(key, KNOWN_OPTIONS);
-    throw new InvalidArgumentError({
-      driver: DRIVER_NAME,
-      argument: `options.${key}`,
-      value: isSecretName(key) ? REDACTED : raw[key],
-      message: `unknown option ${JSON.stringify(key)}${like ? ` (did you mean ${like}?)` : ''}; known: ${KNOWN_OPTIONS.join(', ')}`,
-    });
-  }
+  // Core's check: an object holding only known keys (a typo is refused, with a did-you-mean).
+  const raw = readOptions(DRIVER_NAME, options, KNOWN_OPTIONS);
   if (raw.bucket === undefined) {
     throw new InvalidArgumentError({
       driver: DRIVER_NAME,
@@ -371,7 +362,7 @@ export function parseS3Url(url: string): Partial<S3DriverOptions> {
       options[key] = value === 'true';
     } else {
       const known = ['endpoint', 'region', ...NUMERIC, ...BOOLEAN];
-      const like = knownLike(key, known);
+      const like = nearestName(key, known);
       badQuery(
         key,
         value,
