@@ -76,7 +76,8 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   readonly capabilities: Capabilities;
   private readonly link: Link;
   private readonly publisher: Publisher;
-  private readonly subscriptions = new Set<RabbitTransport>();
+  /** Open subscriptions: their transports, and the engine's subscription once started. */
+  private readonly subscriptions = new Map<RabbitTransport, Subscription | undefined>();
   private readonly topology: Topology;
   private closing: Promise<void> | undefined;
   /**
@@ -100,10 +101,10 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
       open: () => {
         this.topology.reset();
         this.publisher.onConnectionOpen();
-        for (const subscription of this.subscriptions) subscription.resume();
+        for (const transport of this.subscriptions.keys()) transport.resume();
       },
       lost: () => {
-        for (const subscription of this.subscriptions) subscription.suspend();
+        for (const transport of this.subscriptions.keys()) transport.suspend();
       },
     });
     this.topology = new Topology(this.link, options);
@@ -236,7 +237,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
     spec: SubscriptionSpec,
   ): Promise<Subscription> {
     const transport = new RabbitTransport(spec, this.ctx);
-    this.subscriptions.add(transport);
+    this.subscriptions.set(transport, undefined);
     let subscription: Subscription;
     try {
       subscription = await consume(transport, {
@@ -256,6 +257,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
       this.subscriptions.delete(transport);
       throw error;
     }
+    this.subscriptions.set(transport, subscription);
     if (this.closing) {
       await subscription.close({ timeoutMs: 0 });
       throw new DriverClosedError({ driver: DRIVER_NAME });
@@ -385,8 +387,8 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   async unregister(target: DeadLetterTarget): Promise<UnregisterResult> {
     this.checkOpen();
     const { queue, deadQueue } = this.target(target);
-    for (const subscription of this.subscriptions) {
-      if (subscription.queue === queue) throw inUseError(queue, 'in this driver');
+    for (const transport of this.subscriptions.keys()) {
+      if (transport.queue === queue) throw inUseError(queue, 'in this driver');
     }
     const config = this.topology.config;
     const dropped = await deleteQueues(this.link, {
@@ -405,7 +407,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   }
 
   private async shutdown(): Promise<void> {
-    await Promise.all([...this.subscriptions].map((subscription) => subscription.close()));
+    await Promise.all([...this.subscriptions.values()].map((subscription) => subscription?.close()));
     await this.publisher.close();
     await this.link.close();
     this.publisher.abort(new DriverClosedError({ driver: DRIVER_NAME }));

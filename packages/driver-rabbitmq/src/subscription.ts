@@ -126,7 +126,8 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
   async start(sink: DeliverySink<Delivery>): Promise<void> {
     this.sink = sink;
     sink.onCapacity(() => {
-      if (this.gen?.alive) this.topUp(this.gen).catch(() => {});
+      const gen = this.gen;
+      if (gen?.alive && this.free(gen) > 0) this.topUp(gen).catch(() => {});
     });
     await this.startGeneration();
   }
@@ -181,11 +182,15 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
   }
 
   /**
-   * Adds a consumer for the prefetch slots that are free: `prefetch` minus what the engine holds
-   * of lost channels (its load minus this channel's deliveries) minus what this channel's
-   * consumers already take. Serialized per channel. Rejects when the channel fails (it is
-   * closing; `onChannelClose` restarts).
+   * Prefetch slots this channel may still take: `prefetch` minus what the engine holds of lost
+   * channels (its load minus this channel's deliveries) minus what this channel's consumers
+   * already take. With capacity = prefetch - load, that is capacity + held - limit.
    */
+  private free(gen: Generation): number {
+    return (this.sink?.capacity ?? 0) + gen.held - gen.limit;
+  }
+
+  /** Adds a consumer for the free slots. Serialized per channel. Rejects when the channel fails (`onChannelClose` restarts). */
   private topUp(gen: Generation): Promise<void> {
     const work = gen.chain.then(() => this.addConsumer(gen));
     gen.chain = work.catch(() => {});
@@ -193,10 +198,8 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
   }
 
   private async addConsumer(gen: Generation): Promise<void> {
-    if (!gen.alive || this.closing || !this.sink) return;
-    // capacity = prefetch - load, so this is prefetch - (load - gen.held) - gen.limit.
-    const free = this.sink.capacity + gen.held - gen.limit;
-    if (free <= 0) return;
+    const free = this.free(gen);
+    if (!gen.alive || this.closing || free <= 0) return;
     gen.limit += free;
     try {
       await gen.channel.prefetch(free, false);
