@@ -107,6 +107,10 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
   private closing = false;
   /** Messages (id → attempt) whose outcome was carried out but whose ack was lost with its channel. */
   private readonly resolved = new Map<string, number>();
+  /** Deliveries whose retry or dead letter is being published, by message id. */
+  private readonly publishing = new Map<string, Delivery>();
+  /** The broker's copy of such a delivery whose channel is gone: it waits for that publish to end. */
+  private readonly parked = new Map<string, Delivery>();
   private restartTimer: NodeJS.Timeout | undefined;
   private restartAttempt = 0;
   /** A generation is being started: resume() must not start a second one. */
@@ -302,11 +306,21 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
     if (!gen.alive) return;
     const delivery: Delivery = { ...decode(msg, this.spec.segment, this.spec.fixedTopic), msg, gen, state: 'open' };
     gen.inflight.push(delivery);
+    const original = this.publishing.get(delivery.id);
+    if (original?.attempt === delivery.attempt && !original.gen.alive && !this.parked.has(delivery.id)) {
+      this.parked.set(delivery.id, delivery); // settled unseen if that publish succeeds, delivered if not
+      return;
+    }
+    this.admit(delivery);
+  }
+
+  private admit(delivery: Delivery): void {
+    if (delivery.state !== 'open' || !delivery.gen.alive) return;
     if (this.unseen(delivery)) {
       this.queueAck(delivery);
       return;
     }
-    gen.held++;
+    delivery.gen.held++;
     this.sink?.deliver(delivery);
   }
 
@@ -412,7 +426,9 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
   /**
    * Publishes a copy of `d` (to a delay exchange, or to the dead-letter queue through the default
    * exchange) with publisher confirms, then acknowledges `d`. When the publish fails, `d` is
-   * handed back to its queue and the error goes to the engine (which reports it).
+   * handed back to its queue and the error goes to the engine (which reports it). A copy the
+   * broker redelivered meanwhile (the channel of `d` went) waits for the publish: once it
+   * succeeded that copy is acknowledged unseen, never run or retried again.
    */
   private async republish(
     d: Delivery,
@@ -422,7 +438,9 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
     reserved: Record<string, string | number>,
   ): Promise<void> {
     d.state = 'busy';
+    this.publishing.set(d.id, d);
     const publishedAtMs = d.publishedAt.getTime();
+    let failure: { error: unknown } | undefined;
     try {
       await declare();
       await this.ctx.publisher.publish({
@@ -441,15 +459,28 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
         id: d.id,
       });
     } catch (error) {
-      this.handBack(d);
+      failure = { error };
+    }
+    if (this.publishing.get(d.id) === d) this.publishing.delete(d.id);
+    if (failure) this.handBack(d);
+    else this.ack(d);
+    this.unpark(d.id);
+    if (failure) {
       throw new PublishError({
         driver: DRIVER_NAME,
-        message: `could not ${what} message ${d.id} of ${this.describe()}; handing it back to the queue: ${errorText(error)}`,
+        message: `could not ${what} message ${d.id} of ${this.describe()}; handing it back to the queue: ${errorText(failure.error)}`,
         messageId: d.id,
-        cause: error,
+        cause: failure.error,
       });
     }
-    this.ack(d);
+  }
+
+  /** The publish for `id` ended: its parked copy is acknowledged unseen if it was resolved, else delivered. */
+  private unpark(id: string): void {
+    const copy = this.parked.get(id);
+    if (!copy) return;
+    this.parked.delete(id);
+    this.admit(copy);
   }
 
   handBack(d: Delivery): void {
@@ -489,5 +520,6 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
       await this.ctx.link.declare((d) => d.channel.deleteQueue(this.spec.queue)).catch(() => {});
     }
     this.resolved.clear();
+    this.parked.clear();
   }
 }
