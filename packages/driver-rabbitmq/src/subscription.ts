@@ -304,7 +304,7 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
       return;
     }
     if (!gen.alive) return;
-    const delivery: Delivery = { ...decode(msg, this.spec.segment, this.spec.fixedTopic), msg, gen, state: 'open' };
+    const delivery = decode(msg, this.spec.segment, this.spec.fixedTopic, { msg, gen, state: 'open' as State });
     gen.inflight.push(delivery);
     const original = this.publishing.get(delivery.id);
     if (original?.attempt === delivery.attempt && !original.gen.alive && !this.parked.has(delivery.id)) {

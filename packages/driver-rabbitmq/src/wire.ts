@@ -137,7 +137,12 @@ export function userHeaders(raw: Record<string, unknown> | undefined): Record<st
  * a new id; no `x-mq-attempt` → 1; no `x-mq-published-at` → `timestamp` (seconds) → now; no
  * `x-mq-topic` → the routing key.
  */
-export function decode(msg: AmqpMessage, segment: string, fixedTopic: string | undefined): Received {
+export function decode<T extends object = object>(
+  msg: AmqpMessage,
+  segment: string,
+  fixedTopic: string | undefined,
+  extra?: T,
+): Received & T {
   const properties = msg.properties;
   const raw = (properties.headers ?? {}) as Record<string, unknown>;
   const id = typeof properties.messageId === 'string' && properties.messageId.length > 0 ? properties.messageId : newMessageId();
@@ -145,7 +150,7 @@ export function decode(msg: AmqpMessage, segment: string, fixedTopic: string | u
     headerNumber(raw[H.publishedAt]) ??
     (typeof properties.timestamp === 'number' ? properties.timestamp * 1000 : undefined) ??
     Date.now();
-  return {
+  const received: Received = {
     id,
     json: msg.content.toString('utf8'),
     segment,
@@ -154,6 +159,7 @@ export function decode(msg: AmqpMessage, segment: string, fixedTopic: string | u
     attempt: Math.max(1, Math.floor(headerNumber(raw[H.attempt]) ?? 1)),
     headers: userHeaders(raw),
   };
+  return Object.assign(received, extra) as Received & T;
 }
 
 /** A dead letter's message: its body parsed, or its text when it is not JSON (why it is a dead letter). */
