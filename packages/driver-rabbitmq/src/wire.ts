@@ -135,7 +135,8 @@ export function userHeaders(raw: Record<string, unknown> | undefined): Record<st
  * Reads a delivery (ours or a non-JS client's) for core's engine, which parses the body (and
  * dead-letters one that is not JSON). Missing pieces get documented defaults: no `message-id` →
  * a new id; no `x-mq-attempt` → 1; no `x-mq-published-at` → `timestamp` (seconds) → now; no
- * `x-mq-topic` → the routing key.
+ * `x-mq-topic` → the routing key. `extra` fields (a transport's own) are added to the same object:
+ * spreading the result into another one per message doubled the consumer's CPU (measured).
  */
 export function decode<T extends object = object>(
   msg: AmqpMessage,
