@@ -226,7 +226,10 @@ class Engine<R extends Received> implements EngineSubscription, DeliverySink<R> 
     if (ok) this.track(entry, () => transport.ack(received));
     else if (unparsable || received.attempt >= settings.maxAttempts) {
       this.track(entry, () => transport.deadLetter(received, errorText(error)));
-    } else this.track(entry, () => transport.retry(received, backoffDelay(received.attempt, settings.backoff)));
+    } else {
+      const delayMs = backoffDelay(received.attempt, settings.backoff);
+      this.track(entry, () => transport.retry(received, delayMs, errorText(error)));
+    }
   }
 
   private handBack(entry: Entry<R>): void {

@@ -57,8 +57,11 @@ export interface SubscriptionTransport<R extends Received = Received> {
   start(sink: DeliverySink<R>): void | Promise<void>;
   /** The handler succeeded: the message is done for this kind or subscription. */
   ack(received: R): void | Promise<void>;
-  /** The handler failed and attempts remain: deliver it again as `attempt + 1` after `delayMs`. */
-  retry(received: R, delayMs: number): void | Promise<void>;
+  /**
+   * The handler failed and attempts remain: deliver it again as `attempt + 1` after `delayMs`.
+   * `error` is the failure's text, for a transport that records the last error on the retry.
+   */
+  retry(received: R, delayMs: number, error: string): void | Promise<void>;
   /** The last allowed attempt failed: move it to the dead-letter store with the error text. */
   deadLetter(received: R, error: string): void | Promise<void>;
   /** Close gave it back unfinished: deliver it again (to any consumer) with the same attempt. */

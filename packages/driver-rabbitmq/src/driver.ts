@@ -1,16 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import {
   type Capabilities,
+  consume,
   type DeadLetter,
   type DeadLetterTarget,
   type Driver,
   DriverClosedError,
+  errorText,
   type Handler,
   InvalidArgumentError,
   type JsonValue,
+  MqError,
   type PreparedPublish,
   type PublishReceipt,
   prepareDeadLetterTarget,
+  prepareRedriveOptions,
   prepareShareConsume,
   prepareSharePublish,
   prepareTaskConsume,
@@ -27,25 +31,22 @@ import type { GetMessage } from 'amqplib';
 import { Declarer, Link } from './link.js';
 import { DRIVER_NAME, type RabbitMqDriverOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
-import { RabbitSubscription, type SubscriptionContext, type SubscriptionSpec } from './subscription.js';
+import { RabbitTransport, type SubscriptionContext, type SubscriptionSpec } from './subscription.js';
 import {
-  delayExchange,
-  delayQueueSpec,
   durableDeadQueue,
   durableQueue,
-  ephemeralDeadQueue,
-  ephemeralQueue,
   H,
   kindDeadQueue,
   kindQueue,
   shareDeadQueue,
   shareExchange,
   shareQueue,
-  type TopologyConfig,
+  Topology,
   taskExchange,
 } from './topology.js';
 import { deleteQueues, inUseError } from './unregister.js';
 import {
+  deadMessage,
   decode,
   headersTableBytes,
   isEmpty,
@@ -75,10 +76,9 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   readonly capabilities: Capabilities;
   private readonly link: Link;
   private readonly publisher: Publisher;
-  private readonly subscriptions = new Set<RabbitSubscription>();
-  private readonly topology: TopologyConfig;
-  /** Delay and dead-letter queues declared on the current connection. */
-  private declaredOnce = new Map<string, Promise<void>>();
+  /** Open subscriptions: their transports, and the engine's subscription once started. */
+  private readonly subscriptions = new Map<RabbitTransport, Subscription | undefined>();
+  private readonly topology: Topology;
   private closing: Promise<void> | undefined;
   /**
    * Queues this driver unregistered, and when. Kept for the driver's life (one entry per
@@ -97,71 +97,23 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
       unregister: true,
       refusedHeaders: REFUSED_HEADERS,
     });
-    this.topology = {
-      prefix: options.prefix,
-      queueType: options.queueType,
-      deliveryLimit: options.deliveryLimit,
-      ephemeralDeadLetterExpiresMs: options.ephemeralDeadLetterExpiresMs,
-      ephemeralQueueExpiresMs: options.ephemeralQueueExpiresMs,
-    };
     this.link = new Link(options, {
       open: () => {
-        this.declaredOnce = new Map();
+        this.topology.reset();
         this.publisher.onConnectionOpen();
-        for (const subscription of this.subscriptions) subscription.resume();
+        for (const transport of this.subscriptions.keys()) transport.resume();
       },
       lost: () => {
-        for (const subscription of this.subscriptions) subscription.suspend();
+        for (const transport of this.subscriptions.keys()) transport.suspend();
       },
     });
-    this.publisher = new Publisher(this.link, options);
-    this.ctx = {
-      link: this.link,
-      publisher: this.publisher,
-      options,
-      ensureDelay: (bucket) => this.ensureDelay(bucket),
-      ensureDeadQueue: (spec) => this.ensureDeadQueue(spec),
-      forget: (subscription) => this.subscriptions.delete(subscription),
-    };
+    this.topology = new Topology(this.link, options);
+    this.publisher = new Publisher(this.link, this.topology, options);
+    this.ctx = { link: this.link, publisher: this.publisher, topology: this.topology, options };
   }
 
   private checkOpen(): void {
     if (this.closing) throw new DriverClosedError({ driver: DRIVER_NAME });
-  }
-
-  private once(key: string, work: () => Promise<void>): Promise<void> {
-    let promise = this.declaredOnce.get(key);
-    if (!promise) {
-      const map = this.declaredOnce;
-      promise = work();
-      map.set(key, promise);
-      promise.catch(() => {
-        if (map.get(key) === promise) map.delete(key);
-      });
-    }
-    return promise;
-  }
-
-  private ensureDelay(bucket: number): Promise<void> {
-    const prefix = this.options.prefix;
-    return this.once(`delay:${bucket}`, () =>
-      this.link.declare(async (d) => {
-        const spec = delayQueueSpec(prefix, bucket);
-        await d.exchange(delayExchange(prefix, bucket), 'fanout');
-        await d.queue(spec);
-        await d.bind(spec.name, delayExchange(prefix, bucket), '');
-      }),
-    );
-  }
-
-  private ensureDeadQueue(spec: SubscriptionSpec & { ephemeral?: boolean }): Promise<void> {
-    return this.once(`dead:${spec.deadQueue}`, () =>
-      this.link.declare((d) =>
-        d.queue(
-          spec.ephemeral ? ephemeralDeadQueue(this.topology, spec.deadQueue) : durableDeadQueue(this.topology, spec.deadQueue),
-        ),
-      ),
-    );
   }
 
   private send(
@@ -226,31 +178,20 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
     const prepared = prepareTaskConsume(DRIVER_NAME, handler, options);
     const { segment, kind } = prepared;
     const prefix = this.options.prefix;
-    const exchange = taskExchange(prefix, segment);
     const queue = kindQueue(prefix, segment, kind);
     const deadQueue = kindDeadQueue(prefix, segment, kind);
-    const topology = this.topology;
-    const spec: SubscriptionSpec = {
+    return this.startSubscription(handler as Handler, this.prefetch(options, prepared), prepared.maxAttempts, {
       kind: 'task',
       segment,
       name: kind,
-      deleteOnClose: false,
+      ephemeral: false,
       unregisteredAt: this.unregistered.get(queue),
       fixedTopic: kind,
       patterns: undefined,
       queue,
       deadQueue,
-      prefetch: options.prefetch === undefined ? this.options.prefetch : prepared.prefetch,
-      maxAttempts: prepared.maxAttempts,
-      handler: handler as Handler,
-      async declare(d) {
-        await d.exchange(exchange, 'fanout');
-        await d.queue(durableDeadQueue(topology, deadQueue));
-        await d.queue(durableQueue(topology, queue, deadQueue));
-        await d.bind(queue, exchange, '');
-      },
-    };
-    return this.startSubscription(spec);
+      declare: (d) => this.topology.declareKind(d, segment, queue, deadQueue),
+    });
   }
 
   async shareConsume<Body extends JsonValue = JsonValue>(
@@ -267,47 +208,56 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
         .toString('base64url')
         .replace(/[^A-Za-z0-9]/g, 'x')}`;
     const prefix = this.options.prefix;
-    const exchange = shareExchange(prefix, segment);
     const queue = shareQueue(prefix, segment, name);
     const deadQueue = shareDeadQueue(prefix, segment, name);
-    const topology = this.topology;
-    const spec: SubscriptionSpec & { ephemeral: boolean } = {
+    return this.startSubscription(handler as Handler, this.prefetch(options, prepared), prepared.maxAttempts, {
       kind: 'share',
       segment,
       name,
-      deleteOnClose: ephemeral,
+      ephemeral,
       unregisteredAt: ephemeral ? undefined : this.unregistered.get(queue),
       fixedTopic: undefined,
       patterns,
       queue,
       deadQueue,
-      ephemeral,
-      prefetch: options.prefetch === undefined ? this.options.prefetch : prepared.prefetch,
-      maxAttempts: prepared.maxAttempts,
-      handler: handler as Handler,
-      async declare(d) {
-        await d.exchange(exchange, 'topic');
-        if (ephemeral) {
-          await d.queue(ephemeralQueue(topology, queue, deadQueue));
-        } else {
-          await d.queue(durableDeadQueue(topology, deadQueue));
-          await d.queue(durableQueue(topology, queue, deadQueue));
-        }
-        for (const pattern of patterns) await d.bind(queue, exchange, pattern);
-      },
-    };
-    return this.startSubscription(spec);
+      declare: (d) => this.topology.declareShare(d, segment, queue, deadQueue, patterns, ephemeral),
+    });
   }
 
-  private async startSubscription(spec: SubscriptionSpec): Promise<Subscription> {
-    const subscription = new RabbitSubscription(spec, this.ctx);
-    this.subscriptions.add(subscription);
+  /** The prefetch core validated, or this driver's default when the subscription sets none. */
+  private prefetch(options: { prefetch?: number }, prepared: { prefetch: number }): number {
+    return options.prefetch === undefined ? this.options.prefetch : prepared.prefetch;
+  }
+
+  /** Runs a subscription on core's engine, with a `RabbitTransport` moving its messages. */
+  private async startSubscription(
+    handler: Handler,
+    prefetch: number,
+    maxAttempts: number,
+    spec: SubscriptionSpec,
+  ): Promise<Subscription> {
+    const transport = new RabbitTransport(spec, this.ctx);
+    this.subscriptions.set(transport, undefined);
+    let subscription: Subscription;
     try {
-      await subscription.start();
+      subscription = await consume(transport, {
+        driver: DRIVER_NAME,
+        name: spec.name,
+        handler,
+        prefetch,
+        maxAttempts,
+        backoff: this.options.redeliveryBackoff,
+        onError: (error) =>
+          this.options.onError(
+            MqError.isInstance(error) ? error : new MqError({ driver: DRIVER_NAME, message: errorText(error), cause: error }),
+          ),
+        onClosed: () => this.subscriptions.delete(transport),
+      });
     } catch (error) {
-      this.subscriptions.delete(subscription);
+      this.subscriptions.delete(transport);
       throw error;
     }
+    this.subscriptions.set(transport, subscription);
     if (this.closing) {
       await subscription.close({ timeoutMs: 0 });
       throw new DriverClosedError({ driver: DRIVER_NAME });
@@ -335,7 +285,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   }
 
   private toDeadLetter(msg: GetMessage, segment: string, topic: string | undefined): DeadLetter {
-    const { message } = decode(msg, segment, topic);
+    const message = deadMessage(decode(msg, segment, topic));
     const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
     const error = headers[H.error];
     const failedAt = Number(headers[H.failedAt]);
@@ -379,18 +329,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   async redriveDeadLetters(target: DeadLetterTarget, options?: { ids?: readonly string[] }): Promise<number> {
     this.checkOpen();
     const { segment, queue, deadQueue, topic } = this.target(target);
-    let wanted: Set<string> | undefined;
-    if (options?.ids !== undefined) {
-      if (!Array.isArray(options.ids) || options.ids.some((id) => typeof id !== 'string')) {
-        throw new InvalidArgumentError({
-          driver: DRIVER_NAME,
-          argument: 'options.ids',
-          value: options.ids,
-          message: 'must be an array of message ids',
-        });
-      }
-      wanted = new Set(options.ids);
-    }
+    const wanted = prepareRedriveOptions(DRIVER_NAME, options);
     const channel = await this.link.confirmChannel();
     channel.on('error', () => {});
     const returned = new Set<string>();
@@ -404,7 +343,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
       for (;;) {
         const msg = await channel.get(deadQueue, { noAck: false });
         if (msg === false) break;
-        const { message } = decode(msg, segment, topic);
+        const message = decode(msg, segment, topic);
         if (wanted && !wanted.has(message.id)) continue; // stays unacknowledged: back in place on close
         const reserved: Record<string, string | number> = topic === undefined ? { [H.topic]: message.topic } : {};
         channel.publish(
@@ -448,18 +387,17 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   async unregister(target: DeadLetterTarget): Promise<UnregisterResult> {
     this.checkOpen();
     const { queue, deadQueue } = this.target(target);
-    for (const subscription of this.subscriptions) {
-      if (subscription.queue === queue) throw inUseError(queue, 'in this driver');
+    for (const transport of this.subscriptions.keys()) {
+      if (transport.queue === queue) throw inUseError(queue, 'in this driver');
     }
-    const topology = this.topology;
+    const config = this.topology.config;
     const dropped = await deleteQueues(this.link, {
-      queue: durableQueue(topology, queue, deadQueue),
-      deadQueue: durableDeadQueue(topology, deadQueue),
-      quorum: topology.queueType === 'quorum',
+      queue: durableQueue(config, queue, deadQueue),
+      deadQueue: durableDeadQueue(config, deadQueue),
+      quorum: config.queueType === 'quorum',
     });
     this.unregistered.set(queue, Date.now());
-    // The dead-letter queue must be declared again before the next dead letter goes to it.
-    this.declaredOnce.delete(`dead:${deadQueue}`);
+    this.topology.forgetDeadQueue(deadQueue);
     return { dropped };
   }
 
@@ -469,7 +407,7 @@ class RabbitMqDriverImpl implements RabbitMqDriver {
   }
 
   private async shutdown(): Promise<void> {
-    await Promise.all([...this.subscriptions].map((subscription) => subscription.close()));
+    await Promise.all([...this.subscriptions.values()].map((subscription) => subscription?.close()));
     await this.publisher.close();
     await this.link.close();
     this.publisher.abort(new DriverClosedError({ driver: DRIVER_NAME }));

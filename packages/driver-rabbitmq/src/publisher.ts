@@ -1,7 +1,8 @@
-import { DriverClosedError, MqError, PublishError } from '@mq-drivers/core';
+import { Deque, DriverClosedError, MqError, PublishError } from '@mq-drivers/core';
 import type { Message as AmqpMessage, ConfirmChannel, Options } from 'amqplib';
 import type { Link } from './link.js';
 import { DRIVER_NAME, type ResolvedOptions } from './options.js';
+import type { Topology } from './topology.js';
 import { PlainProperties } from './wire.js';
 
 /** One message on its way to the broker. It settles exactly once: confirmed, refused or timed out. */
@@ -54,43 +55,6 @@ class Entry implements Outgoing {
   }
 }
 
-/** A FIFO with O(1) push/shift and cheap front insertion of a batch. */
-class Fifo<T> {
-  private items: T[] = [];
-  private head = 0;
-  get length(): number {
-    return this.items.length - this.head;
-  }
-  push(item: T): void {
-    this.items.push(item);
-  }
-  peek(): T | undefined {
-    return this.items[this.head];
-  }
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head] = undefined as T;
-    this.head++;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-  unshiftAll(batch: T[]): void {
-    if (batch.length === 0) return;
-    this.items = batch.concat(this.items.slice(this.head));
-    this.head = 0;
-  }
-  drainAll(): T[] {
-    const all = this.items.slice(this.head);
-    this.items = [];
-    this.head = 0;
-    return all;
-  }
-}
-
 /**
  * Sends every message on one confirm channel and settles each publish from the broker's acks
  * (which RabbitMQ batches with `multiple`). Back-pressure: once amqplib's write buffer is full
@@ -102,11 +66,12 @@ export class Publisher {
   private channel: ConfirmChannel | undefined;
   private opening = false;
   private draining = false;
-  private readonly waiting = new Fifo<Entry>();
+  private waiting = new Deque<Entry>();
   /** Sent on a channel that closed before confirming: sent again first, in order. */
   private lost: Entry[] = [];
   private readonly pending = new Set<Entry>();
-  private readonly declared = new Map<string, Promise<void> | true>();
+  /** Exchanges being declared for messages waiting in `waiting`. */
+  private readonly declaring = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private reopenDelay = 0;
@@ -118,6 +83,7 @@ export class Publisher {
 
   constructor(
     private readonly link: Link,
+    private readonly topology: Topology,
     private readonly options: ResolvedOptions,
   ) {}
 
@@ -137,9 +103,8 @@ export class Publisher {
     });
   }
 
-  /** A new connection: exchanges must be declared again on it. */
+  /** A new connection (the topology cache was emptied): send what waits. */
   onConnectionOpen(): void {
-    this.declared.clear();
     this.flush();
   }
 
@@ -161,18 +126,15 @@ export class Publisher {
       this.open();
       return;
     }
-    if (this.lost.length > 0) {
-      this.waiting.unshiftAll(this.lost);
-      this.lost = [];
-    }
+    for (let entry = this.lost.pop(); entry; entry = this.lost.pop()) this.waiting.unshift(entry);
     while (!this.draining && this.channel) {
-      const entry = this.waiting.peek();
+      const entry = this.waiting.peekFirst();
       if (!entry) break;
       if (entry.settled) {
         this.waiting.shift();
         continue;
       }
-      if (entry.exchangeType && this.declared.get(entry.exchange) !== true) {
+      if (entry.exchangeType && !this.topology.hasExchange(entry.exchange)) {
         this.declareExchange(entry.exchange, entry.exchangeType);
         break;
       }
@@ -182,18 +144,19 @@ export class Publisher {
   }
 
   private declareExchange(name: string, type: 'fanout' | 'topic'): void {
-    if (this.declared.has(name)) return;
-    const work = this.link.declare((d) => d.exchange(name, type), this.options.publishTimeoutMs);
-    this.declared.set(name, work);
-    work.then(
+    if (this.declaring.has(name)) return;
+    this.declaring.add(name);
+    this.topology.exchange(name, type, this.options.publishTimeoutMs).then(
       () => {
-        if (this.declared.get(name) === work) this.declared.set(name, true);
+        this.declaring.delete(name);
         this.flush();
       },
       (error: unknown) => {
-        if (this.declared.get(name) === work) this.declared.delete(name);
+        this.declaring.delete(name);
         // The exchange cannot be declared (incompatible, refused, unreachable): fail what waits for it.
-        for (const entry of this.waiting.drainAll()) {
+        const waiting = this.waiting;
+        this.waiting = new Deque();
+        for (let entry = waiting.shift(); entry; entry = waiting.shift()) {
           if (entry.exchange === name) this.settle(entry, error);
           else this.waiting.push(entry);
         }
@@ -341,7 +304,7 @@ export class Publisher {
       this.channel = undefined;
       this.draining = false;
       // A channel error (e.g. an exchange deleted under us) or a lost connection: declare again.
-      this.declared.clear();
+      this.topology.reset();
       this.reopenDelay = Math.min(1_000, Math.max(10, this.reopenDelay * 2));
       if (this.pending.size > 0 && !this.link.isClosed) this.open();
     });
@@ -350,7 +313,7 @@ export class Publisher {
 
   private failAll(error: unknown): void {
     const mapped = error as MqError;
-    for (const entry of this.waiting.drainAll()) this.settle(entry, mapped);
+    for (let entry = this.waiting.shift(); entry; entry = this.waiting.shift()) this.settle(entry, mapped);
     for (const entry of this.lost.splice(0)) this.settle(entry, mapped);
     for (const entry of [...this.pending]) {
       if (!entry.sentOn) this.settle(entry, mapped);

@@ -1,22 +1,20 @@
 import {
   anyTopicMatches,
   backoffDelay,
-  type CloseOptions,
-  DEFAULT_CLOSE_TIMEOUT_MS,
+  type DeliverySink,
+  Deque,
   errorText,
-  type Handler,
-  type Message,
   MqError,
   PublishError,
-  type Subscription,
+  type Received,
+  type SubscriptionTransport,
   TopologyError,
-  validateNonNegativeNumber,
 } from '@mq-drivers/core';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { Declarer, type Link } from './link.js';
 import { DRIVER_NAME, type ResolvedOptions } from './options.js';
 import type { Publisher } from './publisher.js';
-import { delayBucket, delayExchange, H } from './topology.js';
+import { delayBucket, delayExchange, H, type Topology } from './topology.js';
 import { decode, publishProperties } from './wire.js';
 
 /** What a subscription consumes and how it declares its topology. */
@@ -31,16 +29,13 @@ export interface SubscriptionSpec {
   patterns: string[] | undefined;
   queue: string;
   deadQueue: string;
+  /** An ephemeral share subscription: its dead-letter queue expires, its queue is deleted on close. */
+  ephemeral: boolean;
   /**
    * When this driver unregistered the queue (ms since the epoch): retries of messages published
    * before then may still come back from the shared delay queues, and are dropped unseen.
    */
   unregisteredAt: number | undefined;
-  /** Ephemeral subscriptions delete their queue when they close. */
-  deleteOnClose: boolean;
-  prefetch: number;
-  maxAttempts: number;
-  handler: Handler;
   /** Declares exchange, queue and bindings on the given channel. */
   declare(declarer: Declarer): Promise<void>;
 }
@@ -49,26 +44,22 @@ export interface SubscriptionSpec {
 export interface SubscriptionContext {
   link: Link;
   publisher: Publisher;
+  topology: Topology;
   options: ResolvedOptions;
-  /** Declares (once per connection) the delay exchange and queue of a bucket. */
-  ensureDelay(bucket: number): Promise<void>;
-  /** Declares (once per connection) the dead-letter queue of a subscription. */
-  ensureDeadQueue(spec: SubscriptionSpec): Promise<void>;
-  forget(subscription: RabbitSubscription): void;
 }
 
-type State = 'running' | 'done' | 'settled';
+/**
+ * Where a delivery stands for its channel: `open` while the engine holds it, `busy` while its
+ * retry or dead letter is being published, `done` while its ack waits for the next flush,
+ * `settled` once acknowledged or handed back (or its channel is gone).
+ */
+type State = 'open' | 'busy' | 'done' | 'settled';
 
-interface Delivery {
-  msg: ConsumeMessage;
-  message: Message;
-  /** Set when the body is not JSON: the delivery goes to the dead letters. */
-  invalidBody: string | undefined;
-  /** `running` until acknowledged or handed back (also while held, see `held`). */
+/** A received message (what the engine sees) plus what acknowledging it takes. */
+interface Delivery extends Received {
+  readonly msg: ConsumeMessage;
+  readonly gen: Generation;
   state: State;
-  gen: Generation;
-  /** Counted in `running`: its handler runs (or its failure is being published). False while held. */
-  active: boolean;
 }
 
 /**
@@ -81,96 +72,76 @@ interface Generation {
   /** Sum of the prefetch (`basic.qos`, per consumer) of this channel's consumers. */
   limit: number;
   alive: boolean;
-  /** Active deliveries of this generation. */
-  running: number;
-  /** Unsettled deliveries in delivery-tag order, from `head`. */
-  inflight: Array<Delivery | undefined>;
-  head: number;
-  /** Finished deliveries not yet acknowledged. */
-  done: number;
+  /** Deliveries of this channel the engine holds (open or busy). */
+  held: number;
+  /** Unsettled deliveries in delivery-tag order. */
+  inflight: Deque<Delivery>;
+  /** Deliveries whose ack waits for the next flush. */
+  acks: Delivery[];
   flushScheduled: boolean;
   /** Serializes `basic.qos` + `basic.consume` pairs (a qos applies to the next consume). */
   chain: Promise<void>;
 }
 
-/**
- * How a message's handler ended in a generation that was gone by then (its ack or retry could
- * not be sent): the broker redelivers that message, and the redelivered copy is settled with this
- * outcome instead of running the handler again.
- */
-interface Outcome {
-  attempt: number;
-  publishedAtMs: number;
-  failed: boolean;
-  error: unknown;
-}
-
 const MAX_ERROR_HEADER = 16 * 1024;
-/** Outcomes remembered for redeliveries that may never come (another consumer took them). */
-const MAX_OUTCOMES = 10_000;
+/** Resolved messages remembered for redeliveries that may never come (another consumer took them). */
+const MAX_RESOLVED = 10_000;
 
 /**
- * A consumer. Acknowledges after the handler succeeds, in runs: consecutive finished deliveries
- * are acknowledged with one `basic.ack(multiple)`, and a delivery is never covered by an ack
- * before its handler finished. A failed handler's message is republished to the retry path
- * (or to the dead letters) with publisher confirms, and only then acknowledged.
+ * The RabbitMQ transport of one subscription; core's engine (`consume`) runs the handlers and
+ * decides every outcome. This class moves messages: it consumes on a channel, acknowledges in
+ * runs (consecutive finished deliveries with one `basic.ack(multiple)`, never past one still
+ * held), publishes retries to a delay queue and dead letters to the dead-letter queue (with
+ * publisher confirms, then acknowledges the original), and hands back with `basic.nack`.
  *
- * `prefetch` bounds the handlers running at once, across reconnects: handlers of a lost
- * channel keep running, so a new channel consumes only what they leave free (the prefetch of
- * its consumers adds up to `prefetch` minus the handlers still running on lost channels), and
- * adds a consumer for the rest as they finish. A redelivered message whose handler still runs
- * here is held until that run ends, then settled with its outcome (acknowledged after a
- * success, retried after a failure) instead of running twice.
+ * `prefetch` bounds the broker's unacknowledged window across reconnects: handlers of a lost
+ * channel keep their slots in the engine, so a new channel's consumers take only what they leave
+ * free, and a consumer is added for the rest as they finish. Deliveries of a lost channel are
+ * voided (the engine settles the broker's next copy with the outcome of the run it has seen);
+ * a message whose outcome was already carried out but whose ack was lost with the channel is
+ * remembered here, and the broker's copy of it is acknowledged unseen.
  */
-export class RabbitSubscription implements Subscription {
-  readonly name: string;
+export class RabbitTransport implements SubscriptionTransport<Delivery> {
+  private sink: DeliverySink<Delivery> | undefined;
   private gen: Generation | undefined;
   private closing = false;
-  private closePromise: Promise<void> | undefined;
-  /** Active deliveries of every generation (handlers running, failures being published). */
-  private running = 0;
-  /** Active deliveries of generations that are gone: they still occupy prefetch slots. */
-  private oldRunning = 0;
-  /** The delivery whose handler runs, by message id. */
-  private readonly runningIds = new Map<string, Delivery>();
-  /** Deliveries of a message id that arrived while a handler of that id was running. */
-  private readonly held = new Map<string, Delivery[]>();
-  private readonly outcomes = new Map<string, Outcome>();
-  private idle: Array<() => void> = [];
+  /** Messages (id → attempt) whose outcome was carried out but whose ack was lost with its channel. */
+  private readonly resolved = new Map<string, number>();
+  /** Deliveries whose retry or dead letter is being published, by message id. */
+  private readonly publishing = new Map<string, Delivery>();
+  /** The broker's copy of such a delivery whose channel is gone: it waits for that publish to end. */
+  private readonly parked = new Map<string, Delivery>();
   private restartTimer: NodeJS.Timeout | undefined;
   private restartAttempt = 0;
   /** A generation is being started: resume() must not start a second one. */
-  private starting = false;
-  private startPromise: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
 
   constructor(
     private readonly spec: SubscriptionSpec,
     private readonly ctx: SubscriptionContext,
-  ) {
-    this.name = spec.name;
-  }
+  ) {}
 
   /** The queue it consumes. */
   get queue(): string {
     return this.spec.queue;
   }
 
-  get closed(): boolean {
-    return this.closing;
-  }
-
   /** Declares the topology and starts consuming; errors go to the caller. */
-  async start(): Promise<void> {
+  async start(sink: DeliverySink<Delivery>): Promise<void> {
+    this.sink = sink;
+    sink.onCapacity(() => {
+      const gen = this.gen;
+      if (gen?.alive && this.free(gen) > 0) this.topUp(gen).catch(() => {});
+    });
     await this.startGeneration();
   }
 
   private async startGeneration(): Promise<void> {
-    this.starting = true;
-    this.startPromise = this.startChannel();
+    this.starting = this.startChannel();
     try {
-      await this.startPromise;
+      await this.starting;
     } finally {
-      this.starting = false;
+      this.starting = undefined;
     }
   }
 
@@ -181,10 +152,9 @@ export class RabbitSubscription implements Subscription {
       tags: [],
       limit: 0,
       alive: false,
-      running: 0,
-      inflight: [],
-      head: 0,
-      done: 0,
+      held: 0,
+      inflight: new Deque(),
+      acks: [],
       flushScheduled: false,
       chain: Promise.resolve(),
     };
@@ -216,10 +186,15 @@ export class RabbitSubscription implements Subscription {
   }
 
   /**
-   * Adds a consumer for the prefetch slots that are free: `prefetch` minus the handlers still
-   * running on lost channels minus what this channel's consumers already take. Serialized per
-   * channel. Rejects when the channel fails (it is closing; `onChannelClose` restarts).
+   * Prefetch slots this channel may still take: `prefetch` minus what the engine holds of lost
+   * channels (its load minus this channel's deliveries) minus what this channel's consumers
+   * already take. With capacity = prefetch - load, that is capacity + held - limit.
    */
+  private free(gen: Generation): number {
+    return (this.sink?.capacity ?? 0) + gen.held - gen.limit;
+  }
+
+  /** Adds a consumer for the free slots. Serialized per channel. Rejects when the channel fails (`onChannelClose` restarts). */
   private topUp(gen: Generation): Promise<void> {
     const work = gen.chain.then(() => this.addConsumer(gen));
     gen.chain = work.catch(() => {});
@@ -227,9 +202,8 @@ export class RabbitSubscription implements Subscription {
   }
 
   private async addConsumer(gen: Generation): Promise<void> {
-    if (!gen.alive || this.closing) return;
-    const free = this.spec.prefetch - this.oldRunning - gen.limit;
-    if (free <= 0) return;
+    const free = this.free(gen);
+    if (!gen.alive || this.closing || free <= 0) return;
     gen.limit += free;
     try {
       await gen.channel.prefetch(free, false);
@@ -241,20 +215,21 @@ export class RabbitSubscription implements Subscription {
     }
   }
 
-  /** The generation is gone: the broker requeues its deliveries; its running handlers become old. */
+  /** The generation is gone: the broker requeues its deliveries, and their acks would mean nothing. */
   private kill(gen: Generation): void {
     if (!gen.alive) return;
     gen.alive = false;
-    this.oldRunning += gen.running;
-    // Finished but not yet acknowledged: the broker redelivers them; settle those copies unrun.
-    for (let i = gen.head; i < gen.inflight.length; i++) {
-      const delivery = gen.inflight[i];
-      if (delivery?.state === 'done') {
-        delivery.state = 'settled';
-        if (!this.closing) this.remember(delivery, false, undefined);
-      }
+    for (const d of gen.acks) {
+      if (d.state !== 'done') continue;
+      d.state = 'settled';
+      this.remember(d); // its outcome is carried out but its ack never went out: settle the broker's copy unseen
     }
-    gen.done = 0;
+    gen.acks = [];
+    for (let d = gen.inflight.shift(); d !== undefined; d = gen.inflight.shift()) {
+      if (d.state !== 'open') continue; // a busy one finds its channel gone when its publish ends
+      d.state = 'settled';
+      this.sink?.void(d);
+    }
   }
 
   /** The connection is back: declare again (the broker may have restarted) and consume. */
@@ -285,10 +260,14 @@ export class RabbitSubscription implements Subscription {
                 cause: error,
               }),
         );
-        this.restartAttempt++;
-        this.scheduleRestart(backoffDelay(this.restartAttempt, this.ctx.options.reconnectBackoff));
+        this.restartLater();
       });
     }, delayMs);
+  }
+
+  private restartLater(): void {
+    this.restartAttempt++;
+    this.scheduleRestart(backoffDelay(this.restartAttempt, this.ctx.options.reconnectBackoff));
   }
 
   private describe(): string {
@@ -301,10 +280,7 @@ export class RabbitSubscription implements Subscription {
     if (this.gen === gen) this.gen = undefined;
     // Channel error with the connection still up: start again after a pause. A lost connection
     // is handled by resume() once it is back.
-    if (wasAlive && !this.closing && this.ctx.link.current) {
-      this.restartAttempt++;
-      this.scheduleRestart(backoffDelay(this.restartAttempt, this.ctx.options.reconnectBackoff));
-    }
+    if (wasAlive && !this.closing && this.ctx.link.current) this.restartLater();
   }
 
   private onCancelled(gen: Generation): void {
@@ -319,8 +295,7 @@ export class RabbitSubscription implements Subscription {
     this.kill(gen);
     if (this.gen === gen) this.gen = undefined;
     gen.channel.close().catch(() => {});
-    this.restartAttempt++;
-    this.scheduleRestart(backoffDelay(this.restartAttempt, this.ctx.options.reconnectBackoff));
+    this.restartLater();
   }
 
   private onMessage(gen: Generation, msg: ConsumeMessage | null): void {
@@ -329,342 +304,222 @@ export class RabbitSubscription implements Subscription {
       return;
     }
     if (!gen.alive) return;
-    if (this.closing) {
-      // Arrived after close() began: hand it straight back, unstarted.
-      this.onChannel(gen, (channel) => channel.nack(msg, false, true));
-      return;
-    }
-    const { message, invalidBody } = decode(msg, this.spec.segment, this.spec.fixedTopic);
-    const delivery: Delivery = { msg, message, invalidBody, state: 'running', gen, active: false };
+    const delivery = decode(msg, this.spec.segment, this.spec.fixedTopic, { msg, gen, state: 'open' as State });
     gen.inflight.push(delivery);
-    this.dispatch(delivery);
-  }
-
-  private activate(delivery: Delivery): void {
-    delivery.active = true;
-    this.running++;
-    delivery.gen.running++;
-  }
-
-  /** Runs the handler of a delivery, or holds it / settles it when its message already ran here. */
-  private dispatch(delivery: Delivery): void {
-    const { message, msg } = delivery;
-    if (delivery.invalidBody !== undefined) {
-      this.activate(delivery);
-      this.fail(delivery, message, delivery.invalidBody, true);
+    const original = this.publishing.get(delivery.id);
+    if (original?.attempt === delivery.attempt && !original.gen.alive && !this.parked.has(delivery.id)) {
+      this.parked.set(delivery.id, delivery); // settled unseen if that publish succeeds, delivered if not
       return;
     }
-    const id = message.id;
-    if (this.runningIds.has(id)) {
-      // The same message still runs (its first delivery was on a lost channel): never twice at once.
-      const list = this.held.get(id);
-      if (list) list.push(delivery);
-      else this.held.set(id, [delivery]);
-      return;
-    }
-    const outcome = this.outcomes.get(id);
-    if (
-      outcome !== undefined &&
-      msg.fields.redelivered &&
-      outcome.attempt === message.attempt &&
-      outcome.publishedAtMs === message.publishedAt.getTime()
-    ) {
-      // Its handler already ran to the end here; only the ack (or the retry) was lost with the channel.
-      this.outcomes.delete(id);
-      this.activate(delivery);
-      if (outcome.failed) this.fail(delivery, message, outcome.error, false);
-      else this.finish(delivery);
-      return;
-    }
-    this.activate(delivery);
-    if (this.isStaleRetry(message)) {
-      this.finish(delivery);
-      return;
-    }
-    if (this.spec.patterns && !anyTopicMatches(this.spec.patterns, message.topic)) {
-      // Routed by a binding this subscription no longer has (named subscription re-opened with other topics).
-      this.finish(delivery);
-      return;
-    }
-    this.runningIds.set(id, delivery);
-    let result: unknown;
-    try {
-      result = this.spec.handler(message);
-    } catch (error) {
-      this.handlerDone(delivery, true, error);
-      return;
-    }
-    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
-      (result as Promise<unknown>).then(
-        () => this.handlerDone(delivery, false, undefined),
-        (error: unknown) => this.handlerDone(delivery, true, error),
-      );
-    } else {
-      this.handlerDone(delivery, false, undefined);
-    }
+    this.admit(delivery);
   }
 
-  private handlerDone(delivery: Delivery, failed: boolean, error: unknown): void {
-    const id = delivery.message.id;
-    if (this.runningIds.get(id) === delivery) this.runningIds.delete(id);
-    if (failed) this.fail(delivery, delivery.message, error, false);
-    else this.finish(delivery);
-    this.release(id);
-  }
-
-  /** The handler of `id` ended: deliveries of it held meanwhile go on (one runs, the next waits again). */
-  private release(id: string): void {
-    const list = this.held.get(id);
-    if (!list) return;
-    this.held.delete(id);
-    for (const delivery of list) {
-      if (delivery.state !== 'running') continue;
-      if (!delivery.gen.alive) {
-        // Its channel is gone too: the broker delivers it again.
-        delivery.state = 'settled';
-        continue;
-      }
-      this.dispatch(delivery);
+  private admit(delivery: Delivery): void {
+    if (delivery.state !== 'open' || !delivery.gen.alive) return;
+    if (this.unseen(delivery)) {
+      this.queueAck(delivery);
+      return;
     }
+    delivery.gen.held++;
+    this.sink?.deliver(delivery);
   }
 
-  /** See {@link Outcome}. */
-  private remember(delivery: Delivery, failed: boolean, error: unknown): void {
-    const { message } = delivery;
-    if (delivery.invalidBody !== undefined) return;
-    this.outcomes.delete(message.id);
-    this.outcomes.set(message.id, {
-      attempt: message.attempt,
-      publishedAtMs: message.publishedAt.getTime(),
-      failed,
-      error,
-    });
-    if (this.outcomes.size > MAX_OUTCOMES) {
-      const oldest = this.outcomes.keys().next().value;
-      if (oldest !== undefined) this.outcomes.delete(oldest);
+  /**
+   * True for a delivery that is acknowledged without reaching the engine: the broker's copy of a
+   * message already resolved here, a retry of what `unregister` removed (back from a delay queue
+   * after the kind was registered again), or a share routed by a binding this subscription no
+   * longer has (a named subscription re-opened with other topics).
+   */
+  private unseen(d: Delivery): boolean {
+    if (d.msg.fields.redelivered && this.resolved.get(d.id) === d.attempt) {
+      this.resolved.delete(d.id);
+      return true;
     }
-  }
-
-  /** A retry of what `unregister` removed, back from a delay queue after the kind was registered again. */
-  private isStaleRetry(message: Message): boolean {
     const since = this.spec.unregisteredAt;
-    return since !== undefined && message.attempt > 1 && message.publishedAt.getTime() < since;
+    if (since !== undefined && d.attempt > 1 && d.publishedAt.getTime() < since) return true;
+    return this.spec.patterns !== undefined && !anyTopicMatches(this.spec.patterns, d.topic);
   }
 
-  private handlerEnded(delivery: Delivery): void {
-    if (!delivery.active) return;
-    delivery.active = false;
-    this.running--;
-    const gen = delivery.gen;
-    gen.running--;
-    if (!gen.alive) {
-      // A prefetch slot held by a lost channel is free: the current channel may take it.
-      this.oldRunning--;
-      if (this.gen?.alive) this.topUp(this.gen).catch(() => {});
-    }
-    if (this.running === 0) for (const resolve of this.idle.splice(0)) resolve();
+  /** See {@link resolved}. */
+  private remember(d: Delivery): void {
+    this.resolved.delete(d.id);
+    this.resolved.set(d.id, d.attempt);
+    if (this.resolved.size > MAX_RESOLVED) this.resolved.delete(this.resolved.keys().next().value as string);
   }
 
-  private finish(delivery: Delivery): void {
-    if (delivery.state !== 'running') return;
-    const gen = delivery.gen;
+  /** The engine let go of `d` (an outcome was carried out or handed back). */
+  private release(d: Delivery): void {
+    if (d.state === 'open' || d.state === 'busy') d.gen.held--;
+  }
+
+  /** Resolves once the ack is queued: the next flush sends it. */
+  ack(d: Delivery): void {
+    this.release(d);
+    this.queueAck(d);
+  }
+
+  private queueAck(d: Delivery): void {
+    if (d.state === 'settled' || d.state === 'done') return;
+    const gen = d.gen;
     if (!gen.alive) {
-      // Done (handled, or its retry published) but the ack cannot be sent: settle the redelivery.
-      delivery.state = 'settled';
-      this.remember(delivery, false, undefined);
-      this.handlerEnded(delivery);
+      // Its outcome is carried out but its ack cannot be sent: settle the broker's copy unseen.
+      d.state = 'settled';
+      this.remember(d);
       return;
     }
-    this.handlerEnded(delivery);
-    delivery.state = 'done';
-    gen.done++;
+    d.state = 'done';
+    gen.acks.push(d);
     if (!gen.flushScheduled) {
       gen.flushScheduled = true;
       setImmediate(() => this.flush(gen));
     }
   }
 
-  /** Acknowledges finished deliveries: the run at the head with one multiple-ack, the rest one by one. */
+  /** Sends the queued acks: the run at the head of the channel with one multiple-ack, the rest one by one. */
   private flush(gen: Generation): void {
     gen.flushScheduled = false;
-    if (!gen.alive || gen.done === 0) return;
-    const inflight = gen.inflight;
+    if (!gen.alive) return;
     let last: Delivery | undefined;
-    while (gen.head < inflight.length) {
-      const d = inflight[gen.head]!;
-      if (d.state === 'running') break;
-      if (d.state === 'done') {
+    for (let d = gen.inflight.peekFirst(); d && d.state !== 'open' && d.state !== 'busy'; d = gen.inflight.peekFirst()) {
+      gen.inflight.shift();
+      if (d.state === 'done') last = d;
+    }
+    const lastTag = last?.msg.fields.deliveryTag ?? -1;
+    try {
+      if (last) gen.channel.ack(last.msg, true);
+      for (const d of gen.acks) {
+        if (d.state !== 'done') continue;
+        if (d.msg.fields.deliveryTag > lastTag) gen.channel.ack(d.msg, false);
         d.state = 'settled';
-        gen.done--;
-        last = d;
       }
-      inflight[gen.head] = undefined;
-      gen.head++;
+      gen.acks = [];
+    } catch {
+      // amqplib throws once the channel or connection is closing; the broker requeues by itself.
+      this.kill(gen);
     }
-    if (last) this.onChannel(gen, (channel) => channel.ack(last.msg, true));
-    if (gen.done > 0) {
-      for (let i = gen.head; i < inflight.length; i++) {
-        const d = inflight[i]!;
-        if (d.state === 'done') {
-          d.state = 'settled';
-          this.onChannel(gen, (channel) => channel.ack(d.msg, false));
-        }
-      }
-      gen.done = 0;
+  }
+
+  retry(d: Delivery, delayMs: number, error: string): Promise<void> {
+    const bucket = delayBucket(delayMs);
+    const { topology, options } = this.ctx;
+    return this.republish(d, 'schedule the retry of', () => topology.delay(bucket), delayExchange(options.prefix, bucket), {
+      [H.attempt]: d.attempt + 1,
+      [H.error]: error.slice(0, MAX_ERROR_HEADER),
+    });
+  }
+
+  deadLetter(d: Delivery, error: string): Promise<void> {
+    let text = error;
+    try {
+      JSON.parse(d.json as string);
+    } catch {
+      text = `body is not valid JSON (${error})`; // the engine ran no handler: the body did not parse
     }
-    if (gen.head > 256 && gen.head * 2 > inflight.length) {
-      gen.inflight = inflight.slice(gen.head);
-      gen.head = 0;
-    }
+    const { spec, ctx } = this;
+    return this.republish(d, 'dead-letter', () => ctx.topology.deadQueue(spec.deadQueue, spec.ephemeral), '', {
+      [H.attempt]: d.attempt,
+      [H.error]: text.slice(0, MAX_ERROR_HEADER),
+      [H.failedAt]: Date.now(),
+    });
   }
 
   /**
-   * Acks and nacks go through here: amqplib throws synchronously once the channel or connection
-   * is closing, and then the broker requeues the delivery by itself.
+   * Publishes a copy of `d` (to a delay exchange, or to the dead-letter queue through the default
+   * exchange) with publisher confirms, then acknowledges `d`. When the publish fails, `d` is
+   * handed back to its queue and the error goes to the engine (which reports it). A copy the
+   * broker redelivered meanwhile (the channel of `d` went) waits for the publish: once it
+   * succeeded that copy is acknowledged unseen, never run or retried again.
    */
-  private onChannel(gen: Generation, work: (channel: Channel) => void): void {
-    if (!gen.alive) return;
+  private async republish(
+    d: Delivery,
+    what: string,
+    declare: () => Promise<void>,
+    exchange: string,
+    reserved: Record<string, string | number>,
+  ): Promise<void> {
+    d.state = 'busy';
+    this.publishing.set(d.id, d);
+    const publishedAtMs = d.publishedAt.getTime();
+    let failure: { error: unknown } | undefined;
     try {
-      work(gen.channel);
-    } catch {
-      this.kill(gen);
-    }
-  }
-
-  /** Republishes a failed message for a retry (attempt + 1) or to the dead letters, then acknowledges it. */
-  private fail(delivery: Delivery, message: Message, error: unknown, final: boolean): void {
-    if (delivery.state !== 'running') return;
-    if (!delivery.gen.alive) {
-      // The failure cannot be recorded on a lost channel: settle the redelivery with it.
-      delivery.state = 'settled';
-      this.remember(delivery, true, error);
-      this.handlerEnded(delivery);
-      return;
-    }
-    const text = errorText(error).slice(0, MAX_ERROR_HEADER);
-    const dead = final || message.attempt >= this.spec.maxAttempts;
-    const work = dead ? this.toDeadLetters(delivery, message, text) : this.toRetry(delivery, message, text);
-    work.then(
-      () => this.finish(delivery),
-      (publishError: unknown) => {
-        if (delivery.state !== 'running') return;
-        if (!delivery.gen.alive) this.remember(delivery, true, error);
-        this.handlerEnded(delivery);
-        this.ctx.options.onError(
-          new PublishError({
-            driver: DRIVER_NAME,
-            message: `could not ${dead ? 'dead-letter' : 'schedule the retry of'} message ${message.id} of ${this.describe()}; handing it back to the queue: ${errorText(publishError)}`,
-            messageId: message.id,
-            cause: publishError,
-          }),
-        );
-        delivery.state = 'settled';
-        this.onChannel(delivery.gen, (channel) => channel.nack(delivery.msg, false, true));
-      },
-    );
-  }
-
-  private reserved(message: Message): Record<string, string | number> {
-    return this.spec.kind === 'share' ? { [H.topic]: message.topic } : {};
-  }
-
-  private async toRetry(delivery: Delivery, message: Message, text: string): Promise<void> {
-    const bucket = delayBucket(backoffDelay(message.attempt, this.ctx.options.redeliveryBackoff));
-    await this.ctx.ensureDelay(bucket);
-    await this.ctx.publisher.publish({
-      exchange: delayExchange(this.ctx.options.prefix, bucket),
-      exchangeType: 'fanout',
-      routingKey: this.spec.queue,
-      content: delivery.msg.content,
-      properties: publishProperties({
-        id: message.id,
-        publishedAtMs: message.publishedAt.getTime(),
-        headers: message.headers,
-        reserved: { ...this.reserved(message), [H.attempt]: message.attempt + 1, [H.error]: text },
-      }),
-      publishedAtMs: message.publishedAt.getTime(),
-      mandatory: true,
-      id: message.id,
-    });
-  }
-
-  private async toDeadLetters(delivery: Delivery, message: Message, text: string): Promise<void> {
-    await this.ctx.ensureDeadQueue(this.spec);
-    await this.ctx.publisher.publish({
-      exchange: '',
-      exchangeType: undefined,
-      routingKey: this.spec.deadQueue,
-      content: delivery.msg.content,
-      properties: publishProperties({
-        id: message.id,
-        publishedAtMs: message.publishedAt.getTime(),
-        headers: message.headers,
-        reserved: { ...this.reserved(message), [H.attempt]: message.attempt, [H.error]: text, [H.failedAt]: Date.now() },
-      }),
-      publishedAtMs: message.publishedAt.getTime(),
-      mandatory: true,
-      id: message.id,
-    });
-  }
-
-  close(options?: CloseOptions): Promise<void> {
-    if (this.closePromise) return this.closePromise;
-    let timeoutMs: number;
-    try {
-      timeoutMs =
-        options?.timeoutMs === undefined
-          ? DEFAULT_CLOSE_TIMEOUT_MS
-          : validateNonNegativeNumber(DRIVER_NAME, options.timeoutMs, 'options.timeoutMs');
+      await declare();
+      await this.ctx.publisher.publish({
+        exchange,
+        exchangeType: exchange === '' ? undefined : 'fanout',
+        routingKey: exchange === '' ? this.spec.deadQueue : this.spec.queue,
+        content: d.msg.content,
+        properties: publishProperties({
+          id: d.id,
+          publishedAtMs,
+          headers: d.headers,
+          reserved: this.spec.kind === 'share' ? { [H.topic]: d.topic, ...reserved } : reserved,
+        }),
+        publishedAtMs,
+        mandatory: true,
+        id: d.id,
+      });
     } catch (error) {
-      return Promise.reject(error);
+      failure = { error };
     }
+    if (this.publishing.get(d.id) === d) this.publishing.delete(d.id);
+    if (failure) this.handBack(d);
+    else this.ack(d);
+    this.unpark(d.id);
+    if (failure) {
+      throw new PublishError({
+        driver: DRIVER_NAME,
+        message: `could not ${what} message ${d.id} of ${this.describe()}; handing it back to the queue: ${errorText(failure.error)}`,
+        messageId: d.id,
+        cause: failure.error,
+      });
+    }
+  }
+
+  /** The publish for `id` ended: its parked copy is acknowledged unseen if it was resolved, else delivered. */
+  private unpark(id: string): void {
+    const copy = this.parked.get(id);
+    if (!copy) return;
+    this.parked.delete(id);
+    this.admit(copy);
+  }
+
+  handBack(d: Delivery): void {
+    this.release(d);
+    if (d.state === 'settled') return;
+    d.state = 'settled';
+    if (!d.gen.alive) return;
+    try {
+      d.gen.channel.nack(d.msg, false, true);
+    } catch {
+      this.kill(d.gen);
+    }
+  }
+
+  /** Stops fetching (after a consumer being added, if any: `closing` stops further ones). */
+  async stop(): Promise<void> {
     this.closing = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
-    this.closePromise = this.shutdown(timeoutMs);
-    return this.closePromise;
+    await this.starting?.catch(() => {});
+    const gen = this.gen;
+    if (!gen) return;
+    await gen.chain;
+    if (gen.alive) for (const tag of gen.tags) await gen.channel.cancel(tag).catch(() => {});
   }
 
-  private async shutdown(timeoutMs: number): Promise<void> {
-    if (this.starting) await this.startPromise?.catch(() => {});
+  /** Everything is settled or handed back: sends the last acks and closes the channel. */
+  async close(): Promise<void> {
     const gen = this.gen;
-    // 1. Stop fetching (after a consumer being added, if any: `closing` stops further ones).
-    if (gen) await gen.chain;
-    if (gen?.alive) {
-      for (const tag of gen.tags) await gen.channel.cancel(tag).catch(() => {});
-    }
-    // 2. Wait for running handlers, up to the deadline.
-    if (this.running > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.idle.push(resolve)),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
-    // 3. Acknowledge what finished; hand back everything else, without counting an attempt.
+    this.gen = undefined;
     if (gen?.alive) {
       this.flush(gen);
-      let unsettled = false;
-      for (let i = gen.head; i < gen.inflight.length; i++) {
-        const d = gen.inflight[i];
-        if (d && d.state === 'running') {
-          d.state = 'settled';
-          unsettled = true;
-        }
-      }
-      if (unsettled) this.onChannel(gen, (channel) => channel.nackAll(true));
       this.kill(gen);
-      if (this.spec.deleteOnClose) await gen.channel.deleteQueue(this.spec.queue).catch(() => {});
+      if (this.spec.ephemeral) await gen.channel.deleteQueue(this.spec.queue).catch(() => {});
       await gen.channel.close().catch(() => {});
-    } else if (this.spec.deleteOnClose && this.ctx.link.current) {
+    } else if (this.spec.ephemeral && this.ctx.link.current) {
       await this.ctx.link.declare((d) => d.channel.deleteQueue(this.spec.queue)).catch(() => {});
     }
-    this.gen = undefined;
-    this.held.clear();
-    this.outcomes.clear();
-    this.ctx.forget(this);
+    this.resolved.clear();
+    this.parked.clear();
   }
 }

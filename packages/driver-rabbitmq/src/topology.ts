@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Options } from 'amqplib';
+import type { Declarer, Link } from './link.js';
 
 /**
  * Names and arguments of every exchange and queue the driver declares. TOPOLOGY.md documents
@@ -129,4 +130,97 @@ export function delayBucket(ms: number): number {
   if (ms <= 1) return Math.max(0, Math.round(ms));
   const step = Math.round(Math.log2(ms) * 4);
   return Math.max(1, Math.round(2 ** (step / 4)));
+}
+
+/**
+ * Declares the topology. Exchanges, delay queues and dead-letter queues are declared once per
+ * connection: this is the one "already declared" cache, of the publisher and of every
+ * subscription. It is emptied when a connection opens and when the publishing channel fails (an
+ * exchange may have been deleted under us); a failed declaration is forgotten, so the next use
+ * tries again. A subscription's own queue and bindings are declared on every (re)start of its
+ * channel instead (the broker may have restarted, or the queue been deleted).
+ */
+export class Topology {
+  private declared = new Map<string, Promise<void> | true>();
+
+  constructor(
+    private readonly link: Link,
+    readonly config: TopologyConfig,
+  ) {}
+
+  /** True when the exchange is declared on this connection (the publisher asks this for each message). */
+  hasExchange(name: string): boolean {
+    return this.declared.get(`exchange:${name}`) === true;
+  }
+
+  exchange(name: string, type: 'fanout' | 'topic', timeoutMs?: number): Promise<void> {
+    return this.once(`exchange:${name}`, (d) => d.exchange(name, type), timeoutMs);
+  }
+
+  /** The delay exchange and queue of a retry bucket. */
+  delay(bucket: number): Promise<void> {
+    const { prefix } = this.config;
+    const exchange = delayExchange(prefix, bucket);
+    return this.once(`delay:${bucket}`, async (d) => {
+      const spec = delayQueueSpec(prefix, bucket);
+      await d.exchange(exchange, 'fanout');
+      await d.queue(spec);
+      await d.bind(spec.name, exchange, '');
+    });
+  }
+
+  /** The dead-letter queue of a kind or subscription, declared before the first dead letter goes to it. */
+  deadQueue(name: string, ephemeral: boolean): Promise<void> {
+    const spec = ephemeral ? ephemeralDeadQueue(this.config, name) : durableDeadQueue(this.config, name);
+    return this.once(`dead:${name}`, (d) => d.queue(spec));
+  }
+
+  /** The dead-letter queue was deleted (unregister): declare it again before the next dead letter. */
+  forgetDeadQueue(name: string): void {
+    this.declared.delete(`dead:${name}`);
+  }
+
+  reset(): void {
+    this.declared = new Map();
+  }
+
+  /** A task kind: the segment's task exchange, the kind's queue and its dead-letter queue. */
+  async declareKind(d: Declarer, segment: string, queue: string, deadQueue: string): Promise<void> {
+    const exchange = taskExchange(this.config.prefix, segment);
+    await d.exchange(exchange, 'fanout');
+    await d.queue(durableDeadQueue(this.config, deadQueue));
+    await d.queue(durableQueue(this.config, queue, deadQueue));
+    await d.bind(queue, exchange, '');
+  }
+
+  /** A share subscription: the segment's share exchange, its queue bound to every pattern. */
+  async declareShare(d: Declarer, segment: string, queue: string, deadQueue: string, patterns: string[], ephemeral: boolean) {
+    const exchange = shareExchange(this.config.prefix, segment);
+    await d.exchange(exchange, 'topic');
+    if (ephemeral) {
+      await d.queue(ephemeralQueue(this.config, queue, deadQueue));
+    } else {
+      await d.queue(durableDeadQueue(this.config, deadQueue));
+      await d.queue(durableQueue(this.config, queue, deadQueue));
+    }
+    for (const pattern of patterns) await d.bind(queue, exchange, pattern);
+  }
+
+  private once(key: string, work: (declarer: Declarer) => Promise<void>, timeoutMs?: number): Promise<void> {
+    const known = this.declared.get(key);
+    if (known === true) return Promise.resolve();
+    if (known) return known;
+    const map = this.declared;
+    const promise = this.link.declare(work, timeoutMs);
+    map.set(key, promise);
+    promise.then(
+      () => {
+        if (map.get(key) === promise) map.set(key, true);
+      },
+      () => {
+        if (map.get(key) === promise) map.delete(key);
+      },
+    );
+    return promise;
+  }
 }
