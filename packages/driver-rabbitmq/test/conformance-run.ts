@@ -10,7 +10,7 @@ import {
   runShareTests,
   runTaskTests,
   runUnregisterTests,
-} from '@mq-drivers/conformance';
+} from '@mq-drivers/conformance/vitest';
 import { connect, registerDriver } from '@mq-drivers/core';
 import { createRabbitMqDriver, driver as definition } from '@mq-drivers/rabbitmq';
 

@@ -1,5 +1,6 @@
-import { runConformance, runReconnectTests, waitFor } from '@mq-drivers/conformance';
+import { waitFor } from '@mq-drivers/conformance';
 import { TcpProxy, testS3 } from '@mq-drivers/conformance/services';
+import { runConformance, runReconnectTests } from '@mq-drivers/conformance/vitest';
 import { connect, registerDriver } from '@mq-drivers/core';
 import { driver as definition } from '@mq-drivers/s3';
 import { afterAll, describe, it } from 'vitest';

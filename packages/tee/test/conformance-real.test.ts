@@ -1,5 +1,5 @@
-import { runConformance, runReconnectTests } from '@mq-drivers/conformance';
 import { testRabbitMqUrl } from '@mq-drivers/conformance/services';
+import { runConformance, runReconnectTests } from '@mq-drivers/conformance/vitest';
 import { tee } from '@mq-drivers/tee';
 import { describe } from 'vitest';
 import { rabbit, rabbitmqctl, s3, servicesSkipReason } from './services.js';
