@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Checks every publishable package (built dist required) and every changeset; fails on any problem:
 // - publint and are-the-types-wrong: exports, types and built files agree;
-// - every export of every entry point exists in both the ESM and the CommonJS build;
+// - every export of every entry point exists in both the ESM and the CommonJS build (except the
+//   entry points stated ESM-only below, which must then have no CommonJS build at all);
 // - LICENSE is shipped (`files`) and equal to the root LICENSE;
 // - every changeset parses as `changeset version` parses it and names real packages.
 import { execFileSync } from 'node:child_process';
@@ -20,6 +21,19 @@ const report = (ok, what, detail = '') => {
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}${!ok && detail ? `\n${detail}` : ''}`);
 };
 
+/**
+ * Entry points that are ESM only on purpose, by package, each with its reason. Only these may lack
+ * a `require` build: the export-parity check skips them, and are-the-types-wrong checks them with
+ * its `esm-only` profile (which accepts exactly "cannot be resolved from CommonJS"). Every other
+ * entry point of the package gets the strict checks. A stated entry point that is missing, or that
+ * has a `require` build after all, fails.
+ */
+const ESM_ONLY = {
+  '@mq-drivers/conformance': {
+    './vitest': 'registers tests with vitest, and vitest cannot be loaded with require()',
+  },
+};
+
 /** The ESM and CJS files of every entry point in an exports map (`./package.json` aside). */
 function entryPoints(manifest) {
   return Object.entries(manifest.exports ?? {})
@@ -30,7 +44,15 @@ function entryPoints(manifest) {
 async function exportParity(dir, manifest) {
   const require = createRequire(join(dir, 'package.json'));
   const problems = [];
-  for (const { subpath, esm, cjs } of entryPoints(manifest)) {
+  const esmOnly = ESM_ONLY[manifest.name] ?? {};
+  const entries = entryPoints(manifest);
+  for (const subpath of Object.keys(esmOnly)) {
+    const entry = entries.find((candidate) => candidate.subpath === subpath);
+    if (!entry?.esm) problems.push(`${subpath}: stated ESM-only in scripts/check-packages.mjs but has no import build`);
+    else if (entry.cjs) problems.push(`${subpath}: stated ESM-only in scripts/check-packages.mjs but has a require build`);
+  }
+  for (const { subpath, esm, cjs } of entries) {
+    if (subpath in esmOnly) continue;
     if (!esm || !cjs) {
       problems.push(`${subpath}: exports map has no ${esm ? 'require' : 'import'} build`);
       continue;
@@ -65,15 +87,20 @@ for (const dir of readdirSync(packagesDir).sort()) {
   const manifest = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8'));
   if (manifest.private) continue;
   published.add(manifest.name);
-  for (const [tool, args] of [
+  const esmOnly = Object.keys(ESM_ONLY[manifest.name] ?? {});
+  const attw = ['--pack', '.', '--format', 'ascii'];
+  for (const [tool, args, what = ''] of [
     ['publint', ['--strict']],
-    ['attw', ['--pack', '.', '--format', 'ascii']],
+    ['attw', esmOnly.length > 0 ? [...attw, '--exclude-entrypoints', ...esmOnly] : attw],
+    ...(esmOnly.length > 0
+      ? [['attw', [...attw, '--entrypoints', ...esmOnly, '--profile', 'esm-only'], ` (ESM-only ${esmOnly.join(', ')})`]]
+      : []),
   ]) {
     try {
       execFileSync(join(root, 'node_modules/.bin', tool), args, { cwd: packageDir, stdio: 'pipe' });
-      report(true, `${tool} ${manifest.name}`);
+      report(true, `${tool} ${manifest.name}${what}`);
     } catch (error) {
-      report(false, `${tool} ${manifest.name}`, `${error.stdout ?? ''}${error.stderr ?? ''}`);
+      report(false, `${tool} ${manifest.name}${what}`, `${error.stdout ?? ''}${error.stderr ?? ''}`);
     }
   }
   report(

@@ -1,4 +1,4 @@
-import { runConformance } from '@mq-drivers/conformance';
+import { runConformance } from '@mq-drivers/conformance/vitest';
 import { createExampleDriver } from '../src/index.js';
 
 // The whole suite in one call. Every createDriver() call is a fresh driver on the SAME broker

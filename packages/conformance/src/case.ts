@@ -2,18 +2,21 @@ import type { Capabilities } from '@mq-drivers/core';
 import type { CaseContext } from './harness.js';
 import type { ResolvedOptions } from './options.js';
 
-/** The groups of the suite, one file each under `src/groups/`. */
-export type GroupName =
-  | 'tasks'
-  | 'shares'
-  | 'ordering'
-  | 'acks'
-  | 'lifecycle'
-  | 'bad-input'
-  | 'replay'
-  | 'durable'
-  | 'unregister'
-  | 'reconnect';
+/** The groups of the suite, one file each under `src/groups/`, in the order the suite runs them. */
+export const GROUP_NAMES = [
+  'tasks',
+  'shares',
+  'ordering',
+  'acks',
+  'lifecycle',
+  'bad-input',
+  'replay',
+  'durable',
+  'unregister',
+  'reconnect',
+] as const;
+
+export type GroupName = (typeof GROUP_NAMES)[number];
 
 /** A case as written in a group file. */
 export interface CaseDefinition {

@@ -1,12 +1,12 @@
 import type { Driver } from '@mq-drivers/core';
+import { GROUP_NAMES, type GroupName } from './case.js';
 
 /**
- * Harness settings for one run of the suite. These describe the TEST SET-UP, never the driver:
- * what a driver can do is read from `driver.capabilities`.
+ * The harness settings of a run: the suite-wide ones in {@link ConformanceOptions}, and the ones a
+ * group may set for itself in {@link GroupOptions}. They describe the TEST SET-UP, never the
+ * driver: what a driver can do is read from `driver.capabilities`.
  */
-export interface ConformanceOptions {
-  /** Shown in the suite title, e.g. `rabbitmq`. */
-  name: string;
+export interface HarnessSettings {
   /**
    * Returns a FRESH driver on the same broker every time it is called. The suite calls it many
    * times per case (the producer and every worker get their own driver) and closes every driver
@@ -24,8 +24,8 @@ export interface ConformanceOptions {
   messageCount?: number;
   /**
    * Harness hook that breaks every connection to the broker (e.g. `rabbitmqctl
-   * close_all_connections`) and resolves once it did. Without it the reconnect group is a
-   * visible skip.
+   * close_all_connections`) and resolves once it did. Only the reconnect group uses it; without
+   * it that group is a visible skip.
    */
   reconnect?: () => Promise<void>;
   /**
@@ -38,12 +38,41 @@ export interface ConformanceOptions {
   /** Opens a driver from a URL, for the cases that use {@link url}. Default: core's `connect(url)`. */
   connect?: (url: string) => Driver | Promise<Driver>;
   /**
-   * Run the cases of a group concurrently (vitest `describe.concurrent`). Cases are isolated by
-   * segment, so this is safe for a correct driver. Default true.
+   * Run the cases of a group concurrently (the runner's `describe.concurrent`, when it has one).
+   * Cases are isolated by segment, so this is safe for a correct driver. Default true. The
+   * reconnect group always runs alone (`describe.sequential`), after the others.
    */
   concurrent?: boolean;
 }
 
+/**
+ * Settings of one group, over the suite-wide ones: each setting given here (not `undefined`)
+ * replaces the suite-wide one for that group's cases only. E.g. the reconnect group on drivers of
+ * its own (another virtual host, a TCP proxy) that its `reconnect` hook breaks, while the other
+ * groups keep their connections.
+ */
+export interface GroupOptions extends Partial<HarnessSettings> {
+  /**
+   * Registers every case of the group as a visible skip with this reason in its title (its
+   * drivers are then never created). `undefined` runs the group.
+   */
+  skip?: string | undefined;
+}
+
+/** Harness settings for one run of the suite (unknown options are refused). */
+export interface ConformanceOptions extends HarnessSettings {
+  /** Shown in the suite title, e.g. `rabbitmq`. */
+  name: string;
+  /**
+   * Registers every case as a visible skip with this reason in its title, e.g. why the broker
+   * cannot be reached; no driver is created. `undefined` runs the suite.
+   */
+  skip?: string | undefined;
+  /** Settings of single groups, by group name (see {@link GroupOptions}). */
+  groups?: { readonly [G in GroupName]?: GroupOptions };
+}
+
+/** The settings one case runs with (the suite-wide ones, with its group's over them). */
 export interface ResolvedOptions {
   name: string;
   createDriver: () => Driver | Promise<Driver>;
@@ -56,51 +85,117 @@ export interface ResolvedOptions {
   concurrent: boolean;
 }
 
+/** One group's resolved settings. */
+export interface ResolvedGroup {
+  options: ResolvedOptions;
+  /** Why every case of the group is skipped (the suite's `skip`, else the group's), else undefined. */
+  skip: string | undefined;
+  /** Where its `createDriver` was given, for messages: `createDriver` or `groups.<name>.createDriver`. */
+  createDriverOption: string;
+}
+
+/** Validated options: the suite-wide settings and every group's. */
+export interface ResolvedSuite {
+  name: string;
+  groups: Readonly<Record<GroupName, ResolvedGroup>>;
+}
+
+const PREFIX = '@mq-drivers/conformance:';
+const SETTINGS = ['createDriver', 'timeoutMs', 'quietMs', 'messageCount', 'reconnect', 'url', 'connect', 'concurrent'] as const;
+
 function positive(name: string, value: unknown, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new TypeError(`@mq-drivers/conformance: option \`${name}\` must be a number >= ${min}, got ${String(value)}`);
+    throw new TypeError(`${PREFIX} option \`${name}\` must be a number >= ${min}, got ${String(value)}`);
   }
   return value;
 }
 
-export function resolveOptions(options: ConformanceOptions): ResolvedOptions {
-  if (options === null || typeof options !== 'object') {
-    throw new TypeError('@mq-drivers/conformance: options must be an object with `name` and `createDriver`');
-  }
-  if (typeof options.name !== 'string' || options.name.length === 0) {
-    throw new TypeError('@mq-drivers/conformance: missing required option `name` (a non-empty string)');
-  }
-  if (typeof options.createDriver !== 'function') {
-    throw new TypeError('@mq-drivers/conformance: missing required option `createDriver` (a function returning a fresh driver)');
-  }
-  const known = ['name', 'createDriver', 'timeoutMs', 'quietMs', 'messageCount', 'reconnect', 'url', 'connect', 'concurrent'];
-  const unknown = Object.keys(options).filter((key) => !known.includes(key));
+function refuseUnknown(where: string, value: object, known: readonly string[]): void {
+  const unknown = Object.keys(value).filter((key) => !known.includes(key));
   if (unknown.length > 0) {
     throw new TypeError(
-      `@mq-drivers/conformance: unknown option(s) ${unknown.map((key) => `\`${key}\``).join(', ')} (known: ${known.join(', ')})`,
+      `${PREFIX} unknown option(s) ${unknown.map((key) => `\`${where}${key}\``).join(', ')} (known: ${known.join(', ')})`,
     );
   }
-  if (options.reconnect !== undefined && typeof options.reconnect !== 'function') {
-    throw new TypeError('@mq-drivers/conformance: option `reconnect` must be a function');
+}
+
+function checkSkip(name: string, value: unknown): string | undefined {
+  if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
+    throw new TypeError(`${PREFIX} option \`${name}\` must be a non-empty reason (string) or undefined`);
   }
-  if (options.url !== undefined && (typeof options.url !== 'string' || !/^[a-z][a-z0-9+.-]*:/i.test(options.url))) {
-    throw new TypeError(
-      '@mq-drivers/conformance: option `url` must be a URL string with a scheme, e.g. amqp://guest:guest@127.0.0.1',
-    );
+  return value;
+}
+
+/** Checks the harness settings; `where` prefixes option names in errors (`groups.reconnect.`). */
+function resolveSettings(name: string, settings: HarnessSettings, where: string): ResolvedOptions {
+  if (typeof settings.createDriver !== 'function') {
+    throw new TypeError(`${PREFIX} missing required option \`${where}createDriver\` (a function returning a fresh driver)`);
   }
-  if (options.connect !== undefined && typeof options.connect !== 'function') {
-    throw new TypeError('@mq-drivers/conformance: option `connect` must be a function (url) => driver');
+  if (settings.reconnect !== undefined && typeof settings.reconnect !== 'function') {
+    throw new TypeError(`${PREFIX} option \`${where}reconnect\` must be a function`);
+  }
+  if (settings.url !== undefined && (typeof settings.url !== 'string' || !/^[a-z][a-z0-9+.-]*:/i.test(settings.url))) {
+    throw new TypeError(`${PREFIX} option \`${where}url\` must be a URL string with a scheme, e.g. amqp://guest:guest@127.0.0.1`);
+  }
+  if (settings.connect !== undefined && typeof settings.connect !== 'function') {
+    throw new TypeError(`${PREFIX} option \`${where}connect\` must be a function (url) => driver`);
+  }
+  if (settings.concurrent !== undefined && typeof settings.concurrent !== 'boolean') {
+    throw new TypeError(`${PREFIX} option \`${where}concurrent\` must be a boolean`);
   }
   return {
-    name: options.name,
-    createDriver: options.createDriver,
-    timeoutMs: positive('timeoutMs', options.timeoutMs, 10_000, 50),
-    quietMs: positive('quietMs', options.quietMs, 500, 10),
-    messageCount: Math.floor(positive('messageCount', options.messageCount, 30, 6)),
-    reconnect: options.reconnect,
-    url: options.url,
-    connect: options.connect,
-    concurrent: options.concurrent ?? true,
+    name,
+    createDriver: settings.createDriver,
+    timeoutMs: positive(`${where}timeoutMs`, settings.timeoutMs, 10_000, 50),
+    quietMs: positive(`${where}quietMs`, settings.quietMs, 500, 10),
+    messageCount: Math.floor(positive(`${where}messageCount`, settings.messageCount, 30, 6)),
+    reconnect: settings.reconnect,
+    url: settings.url,
+    connect: settings.connect,
+    concurrent: settings.concurrent ?? true,
   };
+}
+
+/** Validates every option (throws a TypeError naming the first bad one) and applies the defaults. */
+export function resolveOptions(options: ConformanceOptions): ResolvedSuite {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`${PREFIX} options must be an object with \`name\` and \`createDriver\``);
+  }
+  if (typeof options.name !== 'string' || options.name.length === 0) {
+    throw new TypeError(`${PREFIX} missing required option \`name\` (a non-empty string)`);
+  }
+  refuseUnknown('', options, ['name', ...SETTINGS, 'skip', 'groups']);
+  const skip = checkSkip('skip', options.skip);
+  const suite = resolveSettings(options.name, options, '');
+  const own = options.groups ?? {};
+  if (own === null || typeof own !== 'object' || Array.isArray(own)) {
+    throw new TypeError(`${PREFIX} option \`groups\` must be an object keyed by group name (${GROUP_NAMES.join(', ')})`);
+  }
+  const unknownGroups = Object.keys(own).filter((key) => !(GROUP_NAMES as readonly string[]).includes(key));
+  if (unknownGroups.length > 0) {
+    throw new TypeError(
+      `${PREFIX} unknown group(s) ${unknownGroups.map((key) => `\`groups.${key}\``).join(', ')} (groups: ${GROUP_NAMES.join(', ')})`,
+    );
+  }
+  const groups = {} as Record<GroupName, ResolvedGroup>;
+  for (const group of GROUP_NAMES) {
+    const settings = own[group];
+    if (settings === undefined) {
+      groups[group] = { options: suite, skip, createDriverOption: 'createDriver' };
+      continue;
+    }
+    const where = `groups.${group}.`;
+    if (settings === null || typeof settings !== 'object')
+      throw new TypeError(`${PREFIX} option \`groups.${group}\` must be an object`);
+    refuseUnknown(where, settings, [...SETTINGS, 'skip']);
+    const groupSkip = checkSkip(`${where}skip`, settings.skip);
+    const given = Object.fromEntries(SETTINGS.filter((key) => settings[key] !== undefined).map((key) => [key, settings[key]]));
+    groups[group] = {
+      options: resolveSettings(options.name, { ...options, ...given }, where),
+      skip: skip ?? groupSkip,
+      createDriverOption: settings.createDriver === undefined ? 'createDriver' : `${where}createDriver`,
+    };
+  }
+  return { name: options.name, groups };
 }

@@ -1,67 +1,51 @@
+/**
+ * @mq-drivers/conformance/vitest — the suite registered with vitest: `runConformance(options)` and
+ * one function per group, the main entry's functions with vitest's `describe` and `it` as the
+ * runner. ESM only (vitest cannot be loaded with `require()`; vitest test files are ESM).
+ *
+ * ```ts
+ * import { runConformance } from '@mq-drivers/conformance/vitest';
+ * runConformance({ name: 'my-driver', createDriver: () => createMyDriver() });
+ * ```
+ */
 import { describe, it } from 'vitest';
-import type { CaseDefinition, GroupName } from './case.js';
-import { buildCases, GROUPS, probeCapabilities } from './cases.js';
-import { type ConformanceOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import type { ConformanceOptions } from './options.js';
+import * as suite from './register.js';
+import type { TestRunner } from './runner.js';
 
-const GROUP_TITLES: Record<GroupName, string> = {
-  tasks: 'tasks',
-  shares: 'shares',
-  ordering: 'ordering',
-  acks: 'acks',
-  lifecycle: 'lifecycle',
-  'bad-input': 'bad input',
-  replay: 'replay',
-  durable: 'durable',
-  unregister: 'unregister',
-  reconnect: 'reconnect',
-};
+export type { GroupName } from './case.js';
+export type { ConformanceOptions, GroupOptions, HarnessSettings } from './options.js';
 
-function register(options: ConformanceOptions, groups: readonly GroupName[], title: string): void {
-  const resolved: ResolvedOptions = resolveOptions(options);
-  describe(title, async () => {
-    const capabilities = await probeCapabilities(resolved);
-    for (const group of groups) {
-      const definitions: readonly CaseDefinition[] = GROUPS[group];
-      // Concurrent sibling groups overlap in vitest; a sequential one waits for them. The reconnect
-      // group breaks every connection to the broker, so it runs alone, after the others (it is last).
-      const suite = resolved.concurrent && group !== 'reconnect' ? describe.concurrent : describe.sequential;
-      suite(GROUP_TITLES[group], () => {
-        for (const testCase of buildCases(definitions, resolved, capabilities)) {
-          if (testCase.skipReason !== undefined) it.skip(testCase.title, () => undefined);
-          else it(testCase.title, () => testCase.run(), testCase.timeoutMs);
-        }
-      });
-    }
-  });
-}
+/** vitest as the suite's runner: groups in `describe.concurrent` (the reconnect group `describe.sequential`). */
+const vitest: TestRunner = { describe, it };
 
-const ALL = Object.keys(GROUPS) as GroupName[];
+/** Registers one group (or the whole suite) as vitest `describe`/`it` blocks. */
+export type RegisterVitestTests = (options: ConformanceOptions) => void;
+
+const withVitest =
+  (register: suite.RegisterTests): RegisterVitestTests =>
+  (options) =>
+    register(vitest, options);
 
 /** Registers the whole suite (every group) as vitest `describe`/`it` blocks. */
-export function runConformance(options: ConformanceOptions): void {
-  register(options, ALL, `conformance: ${options?.name}`);
-}
-
-const one = (group: GroupName) => (options: ConformanceOptions) =>
-  register(options, [group], `conformance: ${options?.name}: ${GROUP_TITLES[group]}`);
-
+export const runConformance: RegisterVitestTests = withVitest(suite.runConformance);
 /** Task fan-out: one worker per kind gets each task; kinds each get a copy; segments isolate. */
-export const runTaskTests = one('tasks');
+export const runTaskTests: RegisterVitestTests = withVitest(suite.runTaskTests);
 /** Topic sharing: every matching subscription gets each message once; `*` and `#`. */
-export const runShareTests = one('shares');
+export const runShareTests: RegisterVitestTests = withVitest(suite.runShareTests);
 /** Per-publisher order for prefetch-1 consumers (when `capabilities.ordering` is `per-publisher`). */
-export const runOrderingTests = one('ordering');
+export const runOrderingTests: RegisterVitestTests = withVitest(suite.runOrderingTests);
 /** Acks, redelivery, dead letters, redrive, hand-back on close, prefetch bound. */
-export const runAckTests = one('acks');
+export const runAckTests: RegisterVitestTests = withVitest(suite.runAckTests);
 /** Close drains, close is idempotent, use after close rejects, capabilities are well-formed. */
-export const runLifecycleTests = one('lifecycle');
+export const runLifecycleTests: RegisterVitestTests = withVitest(suite.runLifecycleTests);
 /** Every bad input rejected with the right typed error, nothing delivered. */
-export const runBadInputTests = one('bad-input');
+export const runBadInputTests: RegisterVitestTests = withVitest(suite.runBadInputTests);
 /** `from: 'earliest' | Date | {cursor}` (when `capabilities.replay`). */
-export const runReplayTests = one('replay');
+export const runReplayTests: RegisterVitestTests = withVitest(suite.runReplayTests);
 /** Tasks and named subscriptions survive while nobody consumes (when `capabilities.durable`). */
-export const runDurableTests = one('durable');
+export const runDurableTests: RegisterVitestTests = withVitest(suite.runDurableTests);
 /** Removing a kind or named subscription (when `capabilities.unregister`; else it must be refused). */
-export const runUnregisterTests = one('unregister');
+export const runUnregisterTests: RegisterVitestTests = withVitest(suite.runUnregisterTests);
 /** Publish and consume keep working across the harness' `reconnect` hook. */
-export const runReconnectTests = one('reconnect');
+export const runReconnectTests: RegisterVitestTests = withVitest(suite.runReconnectTests);

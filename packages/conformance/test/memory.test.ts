@@ -1,4 +1,4 @@
-import { runConformance } from '@mq-drivers/conformance';
+import { runConformance } from '@mq-drivers/conformance/vitest';
 import { connect } from '@mq-drivers/core';
 import { createMemoryDriver } from '@mq-drivers/memory';
 

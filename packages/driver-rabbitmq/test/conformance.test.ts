@@ -1,36 +1,11 @@
 import { testRabbitMqUrl } from '@mq-drivers/conformance/services';
-import { describe } from 'vitest';
-import { runRabbitMqConformance } from './conformance-run.js';
-import { brokerSkipReason, freshVhost, haveRabbitmqctl, rabbitmqctl, urlWithVhost } from './helpers.js';
+import { runConformance } from '@mq-drivers/conformance/vitest';
+import { rabbitMqConformance } from './conformance-options.js';
+import { brokerSkipReason, haveRabbitmqctl, rabbitmqctl } from './helpers.js';
 
-// Every group of the suite, on the real broker. The reconnect group runs on a virtual host of
-// its own: its hook (`close_all_connections -p`) then breaks only that group's connections,
-// while the other groups (which run concurrently and do not expect broken connections) and
-// other test files keep theirs. Both vhosts are created afresh, so no queues of earlier runs remain.
-const MAIN_VHOST = 'mq-conformance';
-const RECONNECT_VHOST = 'mq-conformance-reconnect';
-const skipReason = await brokerSkipReason();
-const ctl = skipReason === undefined && (await haveRabbitmqctl());
-if (ctl) {
-  await freshVhost(MAIN_VHOST);
-  await freshVhost(RECONNECT_VHOST);
-} else if (skipReason === undefined) {
-  console.warn(
-    '[driver-rabbitmq tests] rabbitmqctl unavailable: conformance runs on the default vhost; the reconnect group is skipped',
-  );
-}
-
-describe.skipIf(skipReason !== undefined)(`rabbitmq conformance${skipReason ? ` [skipped: ${skipReason}]` : ''}`, () => {
-  runRabbitMqConformance(
-    '',
-    ctl ? urlWithVhost(MAIN_VHOST) : testRabbitMqUrl,
-    ctl
-      ? {
-          url: urlWithVhost(RECONNECT_VHOST),
-          breakConnections: async () => {
-            await rabbitmqctl('-q', 'close_all_connections', '-p', RECONNECT_VHOST, 'conformance: reconnect group');
-          },
-        }
-      : undefined,
-  );
-});
+// Every group of the suite on the host's broker (RabbitMQ 3.10 in CI), on fresh virtual hosts of its own: one for the
+// reconnect group, whose hook breaks every connection of its vhost, one for the others (conformance-options.ts). Without
+// rabbitmqctl here, everything runs on the default vhost and the reconnect group is a visible skip.
+const skip = await brokerSkipReason();
+const ctl = skip === undefined && (await haveRabbitmqctl()) ? rabbitmqctl : undefined;
+runConformance(await rabbitMqConformance({ name: 'rabbitmq', url: testRabbitMqUrl, rabbitmqctl: ctl, skip }));

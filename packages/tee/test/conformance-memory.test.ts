@@ -1,4 +1,4 @@
-import { runConformance } from '@mq-drivers/conformance';
+import { runConformance } from '@mq-drivers/conformance/vitest';
 import { createMemoryDriver } from '@mq-drivers/memory';
 import { tee } from '@mq-drivers/tee';
 

@@ -56,6 +56,21 @@ export async function rabbitmqctl(...args: string[]): Promise<string | undefined
   }
 }
 
+/**
+ * A fresh virtual host for guest on the test broker (deleted first, so no queues of earlier runs
+ * remain) and its URL; undefined when rabbitmqctl is not available here.
+ */
+export async function freshVhostUrl(vhost: string): Promise<string | undefined> {
+  await rabbitmqctl('-q', 'delete_vhost', vhost);
+  const ok =
+    (await rabbitmqctl('-q', 'add_vhost', vhost)) !== undefined &&
+    (await rabbitmqctl('-q', 'set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*')) !== undefined;
+  if (!ok) return undefined;
+  const url = new URL(testRabbitMqUrl);
+  url.pathname = `/${vhost}`;
+  return url.toString();
+}
+
 /** A proxy in front of the S3 endpoint (to make it unreachable on purpose). */
 export function s3Proxy(): Promise<TcpProxy> {
   return TcpProxy.inFrontOf(testS3.endpoint);
