@@ -3,13 +3,14 @@ export {
   type TeePublishFailureReason,
   type TeeTargetFailure,
 } from './errors/tee-publish-error.js';
+export type { TeeMode, TeeOptions } from './options.js';
+export type { MirrorErrorEvent, UndeliveredCopy } from './outbox.js';
+export { DRIVER_NAME, type TeeTargets } from './target.js';
 export {
-  DRIVER_NAME,
-  type MirrorErrorEvent,
   type TeeCloseReport,
-  type TeeMode,
-  type TeeOptions,
-  type TeeTargets,
-  type UndeliveredCopy,
-} from './options.js';
-export { type TeeDriver, type TeeFlushResult, type TeeStats, type TeeTargetStats, tee } from './tee.js';
+  type TeeDriver,
+  type TeeFlushResult,
+  type TeeStats,
+  type TeeTargetStats,
+  tee,
+} from './tee.js';

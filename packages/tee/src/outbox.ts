@@ -1,0 +1,246 @@
+import {
+  type BackoffOptions,
+  backoffDelay,
+  PublishError,
+  type SharePublishOptions,
+  type TaskPublishOptions,
+} from '@mq-drivers/core';
+import { TeePublishError } from './errors/tee-publish-error.js';
+import type { Target, TargetPublishOptions } from './target.js';
+
+/** A mirror copy that failed once more (`mode: 'primary'`). */
+export interface MirrorErrorEvent {
+  /** The mirror's target name. */
+  readonly target: string;
+  readonly messageId: string;
+  /** Failed attempts of this copy so far (1 on the first failure). */
+  readonly attempts: number;
+  readonly error: unknown;
+  /** Copies waiting in this mirror's outbox after this failure. */
+  readonly outboxDepth: number;
+}
+
+/** A mirror copy that was not confirmed when the tee closed. */
+export interface UndeliveredCopy {
+  /** The mirror that does not (or may not) hold the message. */
+  readonly target: string;
+  readonly kind: 'task' | 'share';
+  readonly messageId: string;
+  /** The body as published (a JSON copy taken at publish time). */
+  readonly body: unknown;
+  /** Options to publish it again to that target: `mq.target(target).taskPublish(body, options)` (or `sharePublish`). */
+  readonly options: TaskPublishOptions | SharePublishOptions;
+  /** Failed attempts so far. */
+  readonly attempts: number;
+  /** The last error, if an attempt failed. */
+  readonly lastError: unknown;
+  /** `true` when an attempt was still running at the deadline: the mirror may hold it after all. */
+  readonly uncertain: boolean;
+}
+
+export interface OutboxSettings {
+  teeName: string;
+  outboxLimit: number;
+  retryBackoff: BackoffOptions;
+  retryConcurrency: number;
+  onMirrorError?: (event: MirrorErrorEvent) => void;
+  /** Called whenever a backlog shrinks (for flush waiters). */
+  changed: () => void;
+}
+
+/** One message for one mirror, until that mirror confirms it. */
+interface Copy {
+  readonly kind: 'task' | 'share';
+  readonly options: TargetPublishOptions;
+  /** The body as JSON, taken at publish time: retries never see later changes to the caller's object. */
+  readonly json: string;
+  attempts: number;
+  lastError: unknown;
+}
+
+/**
+ * Reserves one slot in every mirror's outbox for a message, or refuses it with `TeePublishError`
+ * (`reason: 'outbox-full'`) BEFORE any target, the primary included, receives it.
+ */
+export function reserve(outboxes: readonly Outbox[], messageId: string, settings: OutboxSettings): void {
+  const { teeName, outboxLimit } = settings;
+  const full = outboxes.filter((outbox) => outbox.backlog >= outboxLimit);
+  if (full.length === 0) {
+    for (const outbox of outboxes) outbox.backlog++;
+    return;
+  }
+  const failures = full.map(({ mirror, backlog }) => ({
+    target: mirror.name,
+    error: new PublishError({
+      driver: teeName,
+      messageId,
+      message: `mirror ${mirror.name} has ${backlog} unconfirmed copies (outboxLimit ${outboxLimit}); nothing was sent`,
+    }),
+  }));
+  const names = full.map((outbox) => outbox.mirror.name).join(', ');
+  const message = `outbox full: ${names} at outboxLimit ${outboxLimit}; message ${messageId} was sent to no target`;
+  throw new TeePublishError({ driver: teeName, messageId, reason: 'outbox-full', succeeded: [], failures, message });
+}
+
+/**
+ * `mode: 'primary'`: one mirror's copies, from the publish until the mirror confirms them. A copy
+ * whose first attempt fails (once the primary holds the message) waits here and is re-sent in the
+ * background — one probe at a time while the mirror keeps failing (with backoff), then
+ * `retryConcurrency` at a time once a probe succeeds. `close()` reports what is left.
+ */
+export class Outbox {
+  /** Copies reserved and not yet confirmed or dropped: in flight, waiting, or being retried. */
+  backlog = 0;
+  /** True from a failed attempt until a retry succeeds: new copies then queue behind the outbox. */
+  failing = false;
+  private consecutiveFailures = 0;
+  private readonly waiting: Copy[] = [];
+  private readonly firstAttempts = new Set<Copy>();
+  private readonly retrying = new Set<Copy>();
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private stopped = false;
+
+  constructor(
+    readonly mirror: Target,
+    private readonly settings: OutboxSettings,
+  ) {}
+
+  /** Copies that failed at least once and are not confirmed yet (waiting or being retried). */
+  get depth(): number {
+    return this.waiting.length + this.retrying.size;
+  }
+
+  /**
+   * Sends the copy of a message whose slot {@link reserve} took, while the primary publishes it.
+   * Resolves to the mirror's outcome for the publish's report. A failed copy goes to the outbox
+   * only when `primaryOk` resolves true: a message the primary refused is not published.
+   */
+  async publish(
+    kind: 'task' | 'share',
+    body: unknown,
+    json: string,
+    options: TargetPublishOptions,
+    primaryOk: Promise<boolean>,
+  ): Promise<PromiseSettledResult<void>> {
+    const copy: Copy = { kind, options, json, attempts: 0, lastError: undefined };
+    if (!this.failing) {
+      this.firstAttempts.add(copy);
+      try {
+        await this.mirror.send(this.settings.teeName, kind, body, options);
+        this.release();
+        return { status: 'fulfilled', value: undefined };
+      } catch (error) {
+        copy.attempts++;
+        copy.lastError = error;
+      } finally {
+        this.firstAttempts.delete(copy);
+      }
+    }
+    // The mirror is down (or this attempt failed): queue behind its outbox instead of hammering it.
+    if (await primaryOk) {
+      this.enqueue(copy);
+      return copy.attempts === 0 ? { status: 'fulfilled', value: undefined } : { status: 'rejected', reason: copy.lastError };
+    }
+    this.release();
+    const reason =
+      copy.attempts > 0
+        ? copy.lastError
+        : new PublishError({
+            driver: this.settings.teeName,
+            messageId: options.id,
+            message: `not sent to mirror ${this.mirror.name} (it is failing; the primary refused the message)`,
+          });
+    return { status: 'rejected', reason };
+  }
+
+  /** Stops retrying (close): what is left is reported as undelivered. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  undelivered(): UndeliveredCopy[] {
+    const entry = (copy: Copy, uncertain: boolean): UndeliveredCopy => ({
+      target: this.mirror.name,
+      kind: copy.kind,
+      messageId: copy.options.id,
+      body: JSON.parse(copy.json),
+      options: { ...copy.options, headers: { ...copy.options.headers } },
+      attempts: copy.attempts,
+      lastError: copy.lastError,
+      uncertain,
+    });
+    return [
+      ...[...this.firstAttempts, ...this.retrying].map((copy) => entry(copy, true)),
+      ...this.waiting.map((copy) => entry(copy, false)),
+    ];
+  }
+
+  /** A copy left the backlog without waiting in the outbox: confirmed, or its message was not published. */
+  private release(): void {
+    this.backlog--;
+    this.settings.changed();
+  }
+
+  private enqueue(copy: Copy): void {
+    this.waiting.push(copy);
+    if (copy.attempts > 0) {
+      this.failing = true;
+      this.report(copy);
+    }
+    this.schedule();
+  }
+
+  private report(copy: Copy): void {
+    const { attempts, lastError: error } = copy;
+    try {
+      const event = { target: this.mirror.name, messageId: copy.options.id, attempts, error, outboxDepth: this.depth };
+      this.settings.onMirrorError?.(event);
+    } catch {
+      // A failing callback must not break the outbox.
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.running || this.timer || this.waiting.length === 0) return;
+    const delay = this.failing ? backoffDelay(Math.max(1, this.consecutiveFailures), this.settings.retryBackoff) : 0;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.round();
+    }, delay);
+    // An abandoned tee must not keep the process alive; close() reports what was not delivered.
+    this.timer.unref();
+  }
+
+  /** One retry round: a probe while failing, else up to `retryConcurrency` copies. */
+  private async round(): Promise<void> {
+    if (this.stopped) return;
+    this.running = true;
+    const batch = this.waiting.splice(0, this.failing ? 1 : this.settings.retryConcurrency);
+    for (const copy of batch) this.retrying.add(copy);
+    const results = await Promise.allSettled(
+      batch.map((copy) => this.mirror.send(this.settings.teeName, copy.kind, JSON.parse(copy.json), copy.options)),
+    );
+    const failed: Copy[] = [];
+    results.forEach((result, index) => {
+      const copy = batch[index] as Copy;
+      this.retrying.delete(copy);
+      if (result.status === 'fulfilled') {
+        this.backlog--;
+      } else {
+        copy.attempts++;
+        copy.lastError = result.reason;
+        failed.push(copy);
+      }
+    });
+    this.failing = failed.length > 0;
+    this.consecutiveFailures = this.failing ? this.consecutiveFailures + 1 : 0;
+    this.waiting.unshift(...failed);
+    for (const copy of failed) this.report(copy);
+    this.running = false;
+    this.settings.changed();
+    this.schedule();
+  }
+}
