@@ -1,5 +1,5 @@
+/** Reads the options of `tee()` with core's shared helpers: unknown keys refused (with a "did you mean"), secrets hidden. */
 import {
-  type BackoffOptions,
   backoffOption,
   booleanOption,
   DEFAULT_CLOSE_TIMEOUT_MS,
@@ -7,61 +7,15 @@ import {
   numberOption,
   readOptions,
 } from '@mq-drivers/core';
-import type { MirrorErrorEvent, UndeliveredCopy } from './outbox.js';
-import { bad, DRIVER_NAME, type Target } from './target.js';
-
-/** Failure policy of a tee publish; see the README's table. */
-export type TeeMode = 'all' | 'primary';
-
-/** Options of {@link tee}. All optional. */
-export interface TeeOptions {
-  /**
-   * `'all'` (default): a publish resolves once EVERY target confirmed it, else rejects with
-   * `TeePublishError`. `'primary'`: it resolves on the primary's confirmation; mirror copies that
-   * fail are retried in the background from a bounded outbox.
-   */
-  mode?: TeeMode;
-  /** The target that consumers, dead letters and re-drives use: a name or index. Default: the primary (0). */
-  consumeFrom?: string | number;
-  /**
-   * `mode: 'primary'`: most copies one mirror may have unconfirmed at once (in flight or waiting
-   * in the outbox). A publish that would exceed it rejects with `TeePublishError`
-   * (`reason: 'outbox-full'`) BEFORE any target receives the message. Default 10000.
-   */
-  outboxLimit?: number;
-  /**
-   * `mode: 'primary'`: delay between retries while a mirror keeps failing (core's `backoffDelay`).
-   * While a mirror fails, one copy probes it; once it succeeds the outbox drains. Default `{ baseMs: 100, maxMs: 5000 }`.
-   */
-  retryBackoff?: BackoffOptions;
-  /** `mode: 'primary'`: copies re-sent at once while an outbox drains. Default 32. */
-  retryConcurrency?: number;
-  /** `mode: 'primary'`: called on every failed attempt of a mirror copy of a published message; its errors are ignored. */
-  onMirrorError?: (event: MirrorErrorEvent) => void;
-  /** How long `close()` waits for publishes, open subscriptions and the outbox before it closes the targets. Default 10000. */
-  closeTimeoutMs?: number;
-  /** Called by `close()` with the mirror copies it could not deliver in time (when there are some). */
-  onUndelivered?: (undelivered: readonly UndeliveredCopy[]) => void;
-  /** Close the target drivers when the tee closes. Default true (the tee owns its targets). */
-  closeTargets?: boolean;
-}
+import { bad, DRIVER_NAME, findTarget, type Target } from './target.js';
+import type { TeeOptions } from './types.js';
 
 export type ResolvedOptions = Required<Omit<TeeOptions, 'consumeFrom' | 'onMirrorError' | 'onUndelivered'>> &
   Pick<TeeOptions, 'onMirrorError' | 'onUndelivered'> & { consumeFrom: number };
 
-const KNOWN = [
-  'mode',
-  'consumeFrom',
-  'outboxLimit',
-  'retryBackoff',
-  'retryConcurrency',
-  'onMirrorError',
-  'closeTimeoutMs',
-  'onUndelivered',
-  'closeTargets',
-];
 /** Options of the outbox, which only `mode: 'primary'` keeps. */
 const OUTBOX_KEYS = ['outboxLimit', 'retryBackoff', 'retryConcurrency', 'onMirrorError'];
+const KNOWN = ['mode', 'consumeFrom', ...OUTBOX_KEYS, 'closeTimeoutMs', 'onUndelivered', 'closeTargets'];
 /** The longest timer Node keeps (a longer `setTimeout` fires at once). */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -70,16 +24,6 @@ function callback<T>(raw: Record<string, unknown>, key: string): T | undefined {
   return raw[key] as T | undefined;
 }
 
-function consumeFromIndex(wanted: unknown, targets: readonly Target[]): number {
-  if (wanted === undefined) return 0;
-  const index = typeof wanted === 'number' ? wanted : targets.findIndex((target) => target.name === wanted);
-  if (!Number.isInteger(index) || index < 0 || index >= targets.length) {
-    bad('options.consumeFrom', wanted, `must be a target name or index (targets: ${targets.map((t) => t.name).join(', ')})`);
-  }
-  return index;
-}
-
-/** Checks the options of {@link tee} with core's shared helpers (unknown keys refused, secrets hidden). */
 export function resolveOptions(options: TeeOptions, targets: readonly Target[]): ResolvedOptions {
   const raw = readOptions(DRIVER_NAME, options, KNOWN);
   const mode = raw.mode ?? 'all';
@@ -93,7 +37,7 @@ export function resolveOptions(options: TeeOptions, targets: readonly Target[]):
   }
   return {
     mode,
-    consumeFrom: consumeFromIndex(raw.consumeFrom, targets),
+    consumeFrom: raw.consumeFrom === undefined ? 0 : findTarget(DRIVER_NAME, targets, raw.consumeFrom, 'options.consumeFrom'),
     outboxLimit: integerOption(DRIVER_NAME, raw, 'outboxLimit', 10_000, 1, 2 ** 31 - 1),
     retryBackoff,
     retryConcurrency: integerOption(DRIVER_NAME, raw, 'retryConcurrency', 32, 1, 10_000),

@@ -1,42 +1,7 @@
-import {
-  type BackoffOptions,
-  backoffDelay,
-  PublishError,
-  type SharePublishOptions,
-  type TaskPublishOptions,
-} from '@mq-drivers/core';
+import { type BackoffOptions, backoffDelay, PublishError } from '@mq-drivers/core';
 import { TeePublishError } from './errors/tee-publish-error.js';
 import type { Target, TargetPublishOptions } from './target.js';
-
-/** A mirror copy that failed once more (`mode: 'primary'`). */
-export interface MirrorErrorEvent {
-  /** The mirror's target name. */
-  readonly target: string;
-  readonly messageId: string;
-  /** Failed attempts of this copy so far (1 on the first failure). */
-  readonly attempts: number;
-  readonly error: unknown;
-  /** Copies waiting in this mirror's outbox after this failure. */
-  readonly outboxDepth: number;
-}
-
-/** A mirror copy that was not confirmed when the tee closed. */
-export interface UndeliveredCopy {
-  /** The mirror that does not (or may not) hold the message. */
-  readonly target: string;
-  readonly kind: 'task' | 'share';
-  readonly messageId: string;
-  /** The body as published (a JSON copy taken at publish time). */
-  readonly body: unknown;
-  /** Options to publish it again to that target: `mq.target(target).taskPublish(body, options)` (or `sharePublish`). */
-  readonly options: TaskPublishOptions | SharePublishOptions;
-  /** Failed attempts so far. */
-  readonly attempts: number;
-  /** The last error, if an attempt failed. */
-  readonly lastError: unknown;
-  /** `true` when an attempt was still running at the deadline: the mirror may hold it after all. */
-  readonly uncertain: boolean;
-}
+import type { MirrorErrorEvent, UndeliveredCopy } from './types.js';
 
 export interface OutboxSettings {
   teeName: string;
@@ -97,8 +62,9 @@ export class Outbox {
   private readonly waiting: Copy[] = [];
   private readonly firstAttempts = new Set<Copy>();
   private readonly retrying = new Set<Copy>();
+  /** A retry round is scheduled or running. */
+  private busy = false;
   private timer: NodeJS.Timeout | undefined;
-  private running = false;
   private stopped = false;
 
   constructor(
@@ -158,7 +124,6 @@ export class Outbox {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
-    this.timer = undefined;
   }
 
   undelivered(): UndeliveredCopy[] {
@@ -204,12 +169,10 @@ export class Outbox {
   }
 
   private schedule(): void {
-    if (this.stopped || this.running || this.timer || this.waiting.length === 0) return;
+    if (this.stopped || this.busy || this.waiting.length === 0) return;
+    this.busy = true;
     const delay = this.failing ? backoffDelay(Math.max(1, this.consecutiveFailures), this.settings.retryBackoff) : 0;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.round();
-    }, delay);
+    this.timer = setTimeout(() => void this.round(), delay);
     // An abandoned tee must not keep the process alive; close() reports what was not delivered.
     this.timer.unref();
   }
@@ -217,7 +180,6 @@ export class Outbox {
   /** One retry round: a probe while failing, else up to `retryConcurrency` copies. */
   private async round(): Promise<void> {
     if (this.stopped) return;
-    this.running = true;
     const batch = this.waiting.splice(0, this.failing ? 1 : this.settings.retryConcurrency);
     for (const copy of batch) this.retrying.add(copy);
     const results = await Promise.allSettled(
@@ -239,7 +201,7 @@ export class Outbox {
     this.consecutiveFailures = this.failing ? this.consecutiveFailures + 1 : 0;
     this.waiting.unshift(...failed);
     for (const copy of failed) this.report(copy);
-    this.running = false;
+    this.busy = false;
     this.settings.changed();
     this.schedule();
   }

@@ -7,11 +7,9 @@ import {
   type SharePublishOptions,
   type TaskPublishOptions,
 } from '@mq-drivers/core';
+import type { TeeTargets } from './types.js';
 
 export const DRIVER_NAME = 'tee';
-
-/** Either a list (`[primary, ...mirrors]`) or named targets (`{ rabbit, s3 }`, the first is the primary). */
-export type TeeTargets = readonly Driver[] | Readonly<Record<string, Driver>>;
 
 /** The options a target gets: the caller's, normalised, with the tee's id. */
 export type TargetPublishOptions = TaskPublishOptions & { id: string; topic?: string };
@@ -56,6 +54,19 @@ export class Target {
     }
     this.confirmed++;
   }
+}
+
+/** The index of a target given by name or index, else InvalidArgumentError listing the targets. */
+export function findTarget(driver: string, targets: readonly Target[], wanted: unknown, argument: string): number {
+  const index = typeof wanted === 'number' ? wanted : targets.findIndex((target) => target.name === wanted);
+  if (Number.isInteger(index) && index >= 0 && index < targets.length) return index;
+  const names = targets.map((target, i) => `${i}: ${target.name}`).join(', ');
+  throw new InvalidArgumentError({
+    driver,
+    argument,
+    value: wanted,
+    message: `is not a target name or index (targets: ${names})`,
+  });
 }
 
 /** Whether `value` looks like a driver (to tell `tee(primary, ...mirrors, options)` from `tee(targets, options)`). */

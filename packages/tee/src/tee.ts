@@ -2,7 +2,6 @@ import {
   type CloseOptions,
   type Driver,
   DriverClosedError,
-  InvalidArgumentError,
   type PreparedPublish,
   prepareCloseOptions,
   prepareDeadLetterTarget,
@@ -16,81 +15,10 @@ import {
   UnsupportedError,
 } from '@mq-drivers/core';
 import { TeePublishError, type TeeTargetFailure } from './errors/tee-publish-error.js';
-import { resolveOptions, type TeeMode, type TeeOptions } from './options.js';
-import { Outbox, type OutboxSettings, reserve, type UndeliveredCopy } from './outbox.js';
-import { DRIVER_NAME, isDriver, resolveTargets, type Target, type TargetPublishOptions, type TeeTargets } from './target.js';
-
-/** What `closeWithReport()` (and `onUndelivered`) hands back. */
-export interface TeeCloseReport {
-  /** Mirror copies not confirmed within the close deadline (`mode: 'primary'`); empty when all caught up. */
-  readonly undelivered: readonly UndeliveredCopy[];
-  /** Targets whose own `close()` rejected. */
-  readonly closeFailures: readonly { readonly target: string; readonly error: unknown }[];
-}
-
-/** Per-target numbers from {@link TeeDriver.stats}. */
-export interface TeeTargetStats {
-  readonly name: string;
-  readonly role: 'primary' | 'mirror';
-  /** True for the target consumers read from (`consumeFrom`). */
-  readonly consuming: boolean;
-  /** Copies this target confirmed. */
-  readonly confirmed: number;
-  /** Failed publish attempts on this target (first tries and retries). */
-  readonly failedAttempts: number;
-  /** `mode: 'primary'`, mirrors: copies not yet confirmed (in flight, waiting or being retried); at most `outboxLimit`. */
-  readonly unconfirmed: number;
-  /** `mode: 'primary'`, mirrors: copies that failed at least once and wait for (or are in) a retry. */
-  readonly outboxDepth: number;
-  /** `mode: 'primary'`, mirrors: the last attempt failed; new copies queue behind the outbox until a retry succeeds. */
-  readonly failing: boolean;
-}
-
-export interface TeeStats {
-  readonly mode: TeeMode;
-  /** Publishes that resolved. */
-  readonly published: number;
-  /** Publishes that rejected after validation (`TeePublishError`). */
-  readonly rejected: number;
-  /** Publishes still running. */
-  readonly inFlight: number;
-  /** Sum of the mirrors' outbox depths. */
-  readonly outboxDepth: number;
-  readonly targets: readonly TeeTargetStats[];
-}
-
-/** What {@link TeeDriver.flush} resolves to. It never rejects on timeout: check `caughtUp`. */
-export interface TeeFlushResult {
-  /** Every publish settled and every mirror confirmed every copy before the deadline. */
-  readonly caughtUp: boolean;
-  /** Copies still unconfirmed by mirrors (in flight or in the outbox). */
-  readonly unconfirmed: number;
-  readonly outboxDepth: number;
-}
-
-/** A driver that publishes to several targets. Everything that takes a `Driver` takes a tee. */
-export interface TeeDriver extends Driver {
-  readonly mode: TeeMode;
-  /** Target names in order; `targets[0]` is the primary. */
-  readonly targets: readonly string[];
-  /** Name of the target consumers, dead letters and re-drives use. */
-  readonly consumeFrom: string;
-  /** Direct access to one target, by name or index, e.g. to replay history from a mirror. */
-  target(nameOrIndex: string | number): Driver;
-  /** Mirror copies that failed at least once and are not confirmed yet (`mode: 'primary'`). */
-  outboxDepth(): number;
-  stats(): TeeStats;
-  /** Waits until every publish settled and every mirror confirmed every copy, or until `timeoutMs` (default `closeTimeoutMs`). */
-  flush(options?: { timeoutMs?: number }): Promise<TeeFlushResult>;
-  /**
-   * Closes the tee: new calls reject with `DriverClosedError`; in-flight publishes, open
-   * subscriptions and the outbox get until `timeoutMs` (default `closeTimeoutMs`) to finish;
-   * then the targets are closed. Resolves to what could not be delivered.
-   */
-  closeWithReport(options?: CloseOptions): Promise<TeeCloseReport>;
-  /** `closeWithReport()` without the report (the `Driver` contract); `onUndelivered` still gets it. */
-  close(options?: CloseOptions): Promise<void>;
-}
+import { resolveOptions } from './options.js';
+import { Outbox, type OutboxSettings, reserve } from './outbox.js';
+import { bad, findTarget, isDriver, resolveTargets, type Target, type TargetPublishOptions } from './target.js';
+import type { TeeCloseReport, TeeDriver, TeeFlushResult, TeeOptions, TeeStats, TeeTargetStats, TeeTargets } from './types.js';
 
 /**
  * Composes drivers: every publish goes to all targets concurrently with the SAME id;
@@ -106,12 +34,11 @@ export function tee(first: TeeTargets | Driver, ...rest: (Driver | TeeOptions | 
     return createTee([first, ...(rest as Driver[])], options ?? {});
   }
   if (rest.length > 1) {
-    throw new InvalidArgumentError({
-      driver: DRIVER_NAME,
-      argument: 'arguments',
-      value: rest,
-      message: 'call tee(targets, options) with a list or an object of drivers, or tee(primary, ...mirrors, options)',
-    });
+    bad(
+      'arguments',
+      rest,
+      'call tee(targets, options) with a list or an object of drivers, or tee(primary, ...mirrors, options)',
+    );
   }
   return createTee(first, (rest[0] as TeeOptions | undefined) ?? {});
 }
@@ -264,13 +191,10 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
     await Promise.all(closingSubscriptions);
     for (const outbox of outboxes) outbox.stop();
     const undelivered = outboxes.flatMap((outbox) => outbox.undelivered());
-    const closeFailures: { target: string; error: unknown }[] = [];
-    if (settings.closeTargets) {
-      const results = await Promise.allSettled(targets.map((target) => target.driver.close()));
-      results.forEach((result, index) => {
-        if (result.status === 'rejected') closeFailures.push({ target: (targets[index] as Target).name, error: result.reason });
-      });
-    }
+    const closed = settings.closeTargets ? await Promise.allSettled(targets.map((target) => target.driver.close())) : [];
+    const closeFailures = closed.flatMap((result, index) =>
+      result.status === 'rejected' ? [{ target: (targets[index] as Target).name, error: result.reason }] : [],
+    );
     try {
       if (undelivered.length > 0) settings.onUndelivered?.(undelivered);
     } catch {
@@ -348,22 +272,14 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
     },
 
     target(nameOrIndex: string | number): Driver {
-      const index = typeof nameOrIndex === 'number' ? nameOrIndex : targets.findIndex((target) => target.name === nameOrIndex);
-      const target = Number.isInteger(index) ? targets[index] : undefined;
-      if (target) return target.driver;
-      throw new InvalidArgumentError({
-        driver: name,
-        argument: 'target',
-        value: nameOrIndex,
-        message: `is not a target name or index (targets: ${targets.map((t, i) => `${i}: ${t.name}`).join(', ')})`,
-      });
+      return (targets[findTarget(name, targets, nameOrIndex, 'target')] as Target).driver;
     },
 
     outboxDepth,
 
     stats(): TeeStats {
       const statsOf = (target: Target, index: number): TeeTargetStats => {
-        const outbox = outboxes[index - 1];
+        const outbox = outboxes[index - 1]; // mirrors in 'primary' mode only
         return {
           name: target.name,
           role: index === 0 ? 'primary' : 'mirror',
