@@ -1,17 +1,14 @@
-import { type BackoffOptions, backoffDelay, PublishError } from '@mq-drivers/core';
+import { backoffDelay, PublishError } from '@mq-drivers/core';
 import { TeePublishError } from './errors/tee-publish-error.js';
+import type { ResolvedOptions } from './options.js';
 import type { Target, TargetPublishOptions } from './target.js';
-import type { MirrorErrorEvent, UndeliveredCopy } from './types.js';
+import type { UndeliveredCopy } from './types.js';
 
-export interface OutboxSettings {
+/** What an outbox needs of the tee's options, its name, and whom to tell when a backlog shrinks (flush waiters). */
+export type OutboxSettings = Pick<ResolvedOptions, 'outboxLimit' | 'retryBackoff' | 'retryConcurrency' | 'onMirrorError'> & {
   teeName: string;
-  outboxLimit: number;
-  retryBackoff: BackoffOptions;
-  retryConcurrency: number;
-  onMirrorError?: (event: MirrorErrorEvent) => void;
-  /** Called whenever a backlog shrinks (for flush waiters). */
   changed: () => void;
-}
+};
 
 /** One message for one mirror, until that mirror confirms it. */
 interface Copy {
@@ -92,32 +89,22 @@ export class Outbox {
     const copy: Copy = { kind, options, json, attempts: 0, lastError: undefined };
     if (!this.failing) {
       this.firstAttempts.add(copy);
-      try {
-        await this.mirror.send(this.settings.teeName, kind, body, options);
+      const confirmed = await this.attempt(copy, body);
+      this.firstAttempts.delete(copy);
+      if (confirmed) {
         this.release();
         return { status: 'fulfilled', value: undefined };
-      } catch (error) {
-        copy.attempts++;
-        copy.lastError = error;
-      } finally {
-        this.firstAttempts.delete(copy);
       }
     }
-    // The mirror is down (or this attempt failed): queue behind its outbox instead of hammering it.
+    // This attempt failed, or the mirror is failing: new copies queue behind its outbox instead of hammering it.
     if (await primaryOk) {
       this.enqueue(copy);
       return copy.attempts === 0 ? { status: 'fulfilled', value: undefined } : { status: 'rejected', reason: copy.lastError };
     }
     this.release();
-    const reason =
-      copy.attempts > 0
-        ? copy.lastError
-        : new PublishError({
-            driver: this.settings.teeName,
-            messageId: options.id,
-            message: `not sent to mirror ${this.mirror.name} (it is failing; the primary refused the message)`,
-          });
-    return { status: 'rejected', reason };
+    if (copy.attempts > 0) return { status: 'rejected', reason: copy.lastError };
+    const message = `not sent to mirror ${this.mirror.name} (it is failing; the primary refused the message)`;
+    return { status: 'rejected', reason: new PublishError({ driver: this.settings.teeName, messageId: options.id, message }) };
   }
 
   /** Stops retrying (close): what is left is reported as undelivered. */
@@ -141,6 +128,18 @@ export class Outbox {
       ...[...this.firstAttempts, ...this.retrying].map((copy) => entry(copy, true)),
       ...this.waiting.map((copy) => entry(copy, false)),
     ];
+  }
+
+  /** One attempt to send a copy; true when the mirror confirmed it, else its error is kept on the copy. */
+  private async attempt(copy: Copy, body: unknown): Promise<boolean> {
+    try {
+      await this.mirror.send(this.settings.teeName, copy.kind, body, copy.options);
+      return true;
+    } catch (error) {
+      copy.attempts++;
+      copy.lastError = error;
+      return false;
+    }
   }
 
   /** A copy left the backlog without waiting in the outbox: confirmed, or its message was not published. */
@@ -182,21 +181,10 @@ export class Outbox {
     if (this.stopped) return;
     const batch = this.waiting.splice(0, this.failing ? 1 : this.settings.retryConcurrency);
     for (const copy of batch) this.retrying.add(copy);
-    const results = await Promise.allSettled(
-      batch.map((copy) => this.mirror.send(this.settings.teeName, copy.kind, JSON.parse(copy.json), copy.options)),
-    );
-    const failed: Copy[] = [];
-    results.forEach((result, index) => {
-      const copy = batch[index] as Copy;
-      this.retrying.delete(copy);
-      if (result.status === 'fulfilled') {
-        this.backlog--;
-      } else {
-        copy.attempts++;
-        copy.lastError = result.reason;
-        failed.push(copy);
-      }
-    });
+    const confirmed = await Promise.all(batch.map((copy) => this.attempt(copy, JSON.parse(copy.json))));
+    for (const copy of batch) this.retrying.delete(copy);
+    const failed = batch.filter((_, index) => !confirmed[index]);
+    this.backlog -= batch.length - failed.length;
     this.failing = failed.length > 0;
     this.consecutiveFailures = this.failing ? this.consecutiveFailures + 1 : 0;
     this.waiting.unshift(...failed);

@@ -90,13 +90,10 @@ const DRIVER_METHODS = [
 ] as const;
 
 function checkDriver(value: unknown, argument: string): Driver {
-  if (value === null || typeof value !== 'object' || !('specificationVersion' in value)) {
-    bad(argument, value, 'must be a driver (an object with specificationVersion, taskPublish, ...)');
-  }
-  const driver = assertDriver(value as Driver, `tee target ${argument}`);
-  for (const method of DRIVER_METHODS) {
-    if (typeof driver[method] !== 'function') bad(argument, value, `is not a driver: \`${method}\` is not a function`);
-  }
+  if (!isDriver(value)) bad(argument, value, 'must be a driver (an object with specificationVersion, taskPublish, ...)');
+  const driver = assertDriver(value, `tee target ${argument}`);
+  const missing = DRIVER_METHODS.find((method) => typeof driver[method] !== 'function');
+  if (missing) bad(argument, value, `is not a driver: \`${missing}\` is not a function`);
   if (driver.capabilities === null || typeof driver.capabilities !== 'object') {
     bad(argument, value, 'is not a driver: `capabilities` is missing');
   }

@@ -33,13 +33,8 @@ export function tee(first: TeeTargets | Driver, ...rest: (Driver | TeeOptions | 
     const options = last === undefined || !isDriver(last) ? (rest.pop() as TeeOptions | undefined) : undefined;
     return createTee([first, ...(rest as Driver[])], options ?? {});
   }
-  if (rest.length > 1) {
-    bad(
-      'arguments',
-      rest,
-      'call tee(targets, options) with a list or an object of drivers, or tee(primary, ...mirrors, options)',
-    );
-  }
+  const usage = 'call tee(targets, options) with a list or an object of drivers, or tee(primary, ...mirrors, options)';
+  if (rest.length > 1) bad('arguments', rest, usage);
   return createTee(first, (rest[0] as TeeOptions | undefined) ?? {});
 }
 
