@@ -1,15 +1,4 @@
-export {
-  TeePublishError,
-  type TeePublishFailureReason,
-  type TeeTargetFailure,
-} from './errors/tee-publish-error.js';
-export {
-  DRIVER_NAME,
-  type MirrorErrorEvent,
-  type TeeCloseReport,
-  type TeeMode,
-  type TeeOptions,
-  type TeeTargets,
-  type UndeliveredCopy,
-} from './options.js';
-export { type TeeDriver, type TeeFlushResult, type TeeStats, type TeeTargetStats, tee } from './tee.js';
+export { TeePublishError, type TeePublishFailureReason, type TeeTargetFailure } from './errors/tee-publish-error.js';
+export { DRIVER_NAME } from './target.js';
+export { tee } from './tee.js';
+export type * from './types.js';

@@ -1,121 +1,28 @@
 import {
-  type Capabilities,
   type CloseOptions,
-  type DeadLetterTarget,
   type Driver,
   DriverClosedError,
-  InvalidArgumentError,
-  type JsonValue,
   type PreparedPublish,
-  PublishError,
-  type PublishReceipt,
+  prepareCloseOptions,
   prepareDeadLetterTarget,
   prepareShareConsume,
   prepareSharePublish,
   prepareTaskConsume,
   prepareTaskPublish,
-  type SharePublishOptions,
   SPECIFICATION_VERSION,
   type Subscription,
-  type TaskPublishOptions,
   TopologyError,
   UnsupportedError,
-  validateNonNegativeNumber,
 } from '@mq-drivers/core';
 import { TeePublishError, type TeeTargetFailure } from './errors/tee-publish-error.js';
-import { type Copy, Lane, send, type TargetPublishOptions } from './lane.js';
-import {
-  isDriver,
-  type ResolvedOptions,
-  resolveOptions,
-  resolveTargets,
-  type TeeCloseReport,
-  type TeeMode,
-  type TeeOptions,
-  type TeeTargets,
-  type UndeliveredCopy,
-} from './options.js';
-
-/** Per-target numbers from {@link TeeDriver.stats}. */
-export interface TeeTargetStats {
-  readonly name: string;
-  readonly role: 'primary' | 'mirror';
-  /** True for the target consumers read from (`consumeFrom`). */
-  readonly consuming: boolean;
-  /** Copies this target confirmed. */
-  readonly confirmed: number;
-  /** Failed publish attempts on this target (first tries and retries). */
-  readonly failedAttempts: number;
-  /** `mode: 'primary'`, mirrors: copies not yet confirmed (in flight, waiting or being retried); at most `outboxLimit`. */
-  readonly unconfirmed: number;
-  /** `mode: 'primary'`, mirrors: copies that failed at least once and wait for (or are in) a retry. */
-  readonly outboxDepth: number;
-  /** `mode: 'primary'`, mirrors: the last attempt failed; new copies queue behind the outbox until a retry succeeds. */
-  readonly failing: boolean;
-}
-
-export interface TeeStats {
-  readonly mode: TeeMode;
-  /** Publishes that resolved. */
-  readonly published: number;
-  /** Publishes that rejected after validation (`TeePublishError`). */
-  readonly rejected: number;
-  /** Publishes still running. */
-  readonly inFlight: number;
-  /** Sum of the mirrors' outbox depths. */
-  readonly outboxDepth: number;
-  readonly targets: readonly TeeTargetStats[];
-}
-
-/** What {@link TeeDriver.flush} resolves to. It never rejects on timeout: check `caughtUp`. */
-export interface TeeFlushResult {
-  /** Every publish settled and every mirror confirmed every copy before the deadline. */
-  readonly caughtUp: boolean;
-  /** Copies still unconfirmed by mirrors (in flight or in the outbox). */
-  readonly unconfirmed: number;
-  readonly outboxDepth: number;
-}
-
-/** A driver that publishes to several targets. Everything that takes a `Driver` takes a tee. */
-export interface TeeDriver extends Driver {
-  readonly mode: TeeMode;
-  /** Target names in order; `targets[0]` is the primary. */
-  readonly targets: readonly string[];
-  /** Name of the target consumers, dead letters and re-drives use. */
-  readonly consumeFrom: string;
-  /** Direct access to one target, by name or index, e.g. to replay history from a mirror. */
-  target(nameOrIndex: string | number): Driver;
-  /** Mirror copies that failed at least once and are not confirmed yet (`mode: 'primary'`). */
-  outboxDepth(): number;
-  stats(): TeeStats;
-  /**
-   * Waits until every publish settled and every mirror confirmed every copy, or until
-   * `timeoutMs` (default 10000). Resolves either way; `caughtUp` tells which.
-   */
-  flush(options?: { timeoutMs?: number }): Promise<TeeFlushResult>;
-  /**
-   * Closes the tee: new calls reject with `DriverClosedError`; in-flight publishes, open
-   * subscriptions and the outbox get until `timeoutMs` (default `closeTimeoutMs`) to finish;
-   * then the targets are closed. Resolves to what could not be delivered.
-   */
-  closeWithReport(options?: CloseOptions): Promise<TeeCloseReport>;
-  /** `closeWithReport()` without the report (the `Driver` contract); `onUndelivered` still gets it. */
-  close(options?: CloseOptions): Promise<void>;
-}
-
-interface Waiter {
-  resolve: () => void;
-}
+import { resolveOptions } from './options.js';
+import { Outbox, type OutboxSettings, reserve } from './outbox.js';
+import { bad, findTarget, isDriver, resolveTargets, type Target, type TargetPublishOptions } from './target.js';
+import type { TeeCloseReport, TeeDriver, TeeFlushResult, TeeOptions, TeeStats, TeeTargetStats, TeeTargets } from './types.js';
 
 /**
  * Composes drivers: every publish goes to all targets concurrently with the SAME id;
  * consumption comes from one of them. See the README for the failure policy of each mode.
- *
- * ```ts
- * tee([primary, ...mirrors], options)   // names: each driver's name (`memory`, `memory#2` for repeats)
- * tee({ rabbit, s3 }, options)           // named targets; the first one is the primary
- * tee(primary, mirror1, mirror2, options)
- * ```
  */
 export function tee(targets: TeeTargets, options?: TeeOptions): TeeDriver;
 export function tee(primary: Driver, ...mirrors: Driver[]): TeeDriver;
@@ -126,49 +33,36 @@ export function tee(first: TeeTargets | Driver, ...rest: (Driver | TeeOptions | 
     const options = last === undefined || !isDriver(last) ? (rest.pop() as TeeOptions | undefined) : undefined;
     return createTee([first, ...(rest as Driver[])], options ?? {});
   }
-  if (rest.length > 1) {
-    throw new InvalidArgumentError({
-      driver: 'tee',
-      argument: 'arguments',
-      value: rest,
-      message: 'call tee(targets, options) with a list or an object of drivers, or tee(primary, ...mirrors, options)',
-    });
-  }
+  const usage = 'call tee(targets, options) with a list or an object of drivers, or tee(primary, ...mirrors, options)';
+  if (rest.length > 1) bad('arguments', rest, usage);
   return createTee(first, (rest[0] as TeeOptions | undefined) ?? {});
 }
 
 function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDriver {
-  const resolvedTargets = resolveTargets(targetsInput);
-  const settings: ResolvedOptions = resolveOptions(optionsInput, resolvedTargets);
-  const name = `tee(${resolvedTargets.map((target) => target.driver.name).join(',')})`;
-  const waiters = new Set<Waiter>();
-  const lanes = resolvedTargets.map(
-    (target) =>
-      new Lane(target.name, target.driver, {
-        teeName: name,
-        retryBackoff: settings.retryBackoff,
-        retryConcurrency: settings.retryConcurrency,
-        onMirrorError: settings.onMirrorError,
-        changed: notify,
-      }),
-  );
-  const primary = lanes[0] as Lane;
-  const mirrors = lanes.slice(1);
-  const consumer = (lanes[settings.consumeFrom] as Lane).driver;
+  const targets = resolveTargets(targetsInput);
+  const settings = resolveOptions(optionsInput, targets);
+  const name = `tee(${targets.map((target) => target.driver.name).join(',')})`;
+  const [primary, ...mirrors] = targets as [Target, ...Target[]];
+  const outboxSettings: OutboxSettings = { ...settings, teeName: name, changed: notify };
+  // Only 'primary' keeps outboxes; in 'all' a publish waits for every mirror itself.
+  const outboxes = settings.mode === 'primary' ? mirrors.map((mirror) => new Outbox(mirror, outboxSettings)) : [];
+  const consuming = targets[settings.consumeFrom] as Target;
+  const consumer = consuming.driver;
   const consumed = consumer.capabilities;
-  const refusedHeaders = [...new Set(lanes.flatMap((lane) => lane.driver.capabilities.refusedHeaders ?? []))];
-  const capabilities: Capabilities = Object.freeze({
+  const refusedHeaders = [...new Set(targets.flatMap((target) => target.driver.capabilities.refusedHeaders ?? []))];
+  const capabilities = Object.freeze({
     durable: consumed.durable,
     replay: consumed.replay,
     // Copies retried from the outbox arrive late, so a mirror keeps no publish order in 'primary' mode.
     ordering: settings.mode === 'primary' && settings.consumeFrom !== 0 ? 'none' : consumed.ordering,
     deadLetter: consumed.deadLetter,
-    maxMessageBytes: Math.min(...lanes.map((lane) => lane.driver.capabilities.maxMessageBytes)),
+    maxMessageBytes: Math.min(...targets.map((target) => target.driver.capabilities.maxMessageBytes)),
     unregister: consumed.unregister === true,
     // A header any target refuses is refused (by core's publish validation) before any target gets it.
     ...(refusedHeaders.length > 0 ? { refusedHeaders } : {}),
   });
   const subscriptions = new Set<Subscription>();
+  const idleWaiters = new Set<(caughtUp: boolean) => void>();
   let inFlight = 0;
   let published = 0;
   let rejected = 0;
@@ -178,158 +72,79 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
     if (closing) throw new DriverClosedError({ driver: name });
   }
 
-  function unconfirmed(): number {
-    let total = 0;
-    for (const lane of mirrors) total += lane.backlog;
-    return total;
-  }
+  const unconfirmed = () => outboxes.reduce((total, outbox) => total + outbox.backlog, 0);
+  const outboxDepth = () => outboxes.reduce((total, outbox) => total + outbox.depth, 0);
+  const idle = () => inFlight === 0 && unconfirmed() === 0;
 
-  function outboxDepth(): number {
-    let total = 0;
-    for (const lane of mirrors) total += lane.outboxDepth;
-    return total;
-  }
-
-  function idle(): boolean {
-    return inFlight === 0 && unconfirmed() === 0;
-  }
-
+  /** Wakes flush and close waiters once nothing is in flight or unconfirmed. */
   function notify(): void {
-    if (waiters.size === 0 || !idle()) return;
-    for (const waiter of waiters) waiter.resolve();
-    waiters.clear();
+    if (idleWaiters.size === 0 || !idle()) return;
+    for (const wake of idleWaiters) wake(true);
+    idleWaiters.clear();
   }
 
-  function waitIdle(timeoutMs: number): Promise<boolean> {
-    if (idle()) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter: Waiter = {
-        resolve: () => {
-          clearTimeout(timer);
-          resolve(true);
-        },
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(waiter);
+  /** Resolves true once idle, or at the deadline to whether it is idle then. */
+  async function waitIdle(timeoutMs: number): Promise<boolean> {
+    if (idle()) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const caughtUp = await new Promise<boolean>((resolve) => {
+      idleWaiters.add(resolve);
+      timer = setTimeout(() => {
+        idleWaiters.delete(resolve);
         resolve(idle());
       }, timeoutMs);
-      waiters.add(waiter);
     });
+    clearTimeout(timer);
+    return caughtUp;
   }
 
-  function targetOptions(prepared: PreparedPublish): TargetPublishOptions {
-    const options: TargetPublishOptions = { segment: prepared.segment, headers: prepared.headers, id: prepared.id };
-    if (prepared.topic !== undefined) options.topic = prepared.topic;
-    return options;
-  }
-
-  async function publishAll(kind: 'task' | 'share', body: unknown, prepared: PreparedPublish): Promise<PublishReceipt> {
-    const options = targetOptions(prepared);
-    const attempts = lanes.map((lane) => send(name, lane.name, lane.driver, kind, body, options));
-    try {
-      await Promise.all(attempts); // the common case, without building a report
-      for (const lane of lanes) lane.confirmed++;
-      return { id: prepared.id };
-    } catch {
-      // Some target failed: wait for every outcome and report them all.
-    }
-    const results = await Promise.allSettled(attempts);
+  /** The rejection of a publish: every target's outcome, in target order. */
+  function targetsFailed(messageId: string, results: readonly PromiseSettledResult<void>[]): TeePublishError {
     const failures: TeeTargetFailure[] = [];
     const succeeded: string[] = [];
     results.forEach((result, index) => {
-      const lane = lanes[index] as Lane;
-      if (result.status === 'fulfilled') {
-        lane.confirmed++;
-        succeeded.push(lane.name);
-      } else {
-        lane.failedAttempts++;
-        failures.push({ target: lane.name, error: result.reason });
-      }
+      const target = (targets[index] as Target).name;
+      if (result.status === 'fulfilled') succeeded.push(target);
+      else failures.push({ target, error: result.reason });
     });
-    if (failures.length > 0) {
-      throw new TeePublishError({ driver: name, messageId: prepared.id, reason: 'targets-failed', failures, succeeded });
-    }
-    return { id: prepared.id };
+    return new TeePublishError({ driver: name, messageId, reason: 'targets-failed', failures, succeeded });
   }
 
-  async function publishPrimary(kind: 'task' | 'share', body: unknown, prepared: PreparedPublish): Promise<PublishReceipt> {
-    // Capacity first: a full outbox rejects before ANY target receives the message.
-    const full = mirrors.filter((lane) => lane.backlog >= settings.outboxLimit);
-    if (full.length > 0) {
-      throw new TeePublishError({
-        driver: name,
-        messageId: prepared.id,
-        reason: 'outbox-full',
-        succeeded: [],
-        failures: full.map((lane) => ({
-          target: lane.name,
-          error: new PublishError({
-            driver: name,
-            messageId: prepared.id,
-            message: `mirror ${lane.name} has ${lane.backlog} unconfirmed copies (outboxLimit ${settings.outboxLimit}); nothing was sent`,
-          }),
-        })),
-        message: `outbox full: ${full.map((lane) => lane.name).join(', ')} at outboxLimit ${settings.outboxLimit}; message ${prepared.id} was sent to no target`,
-      });
+  /** `mode: 'all'`: resolves once every target confirmed. */
+  async function publishAll(kind: 'task' | 'share', body: unknown, prepared: PreparedPublish, options: TargetPublishOptions) {
+    const attempts = targets.map((target) => target.send(name, kind, body, options));
+    try {
+      await Promise.all(attempts); // the common case, without building a report
+    } catch {
+      throw targetsFailed(prepared.id, await Promise.allSettled(attempts));
     }
-    const options = targetOptions(prepared);
-    for (const lane of mirrors) lane.backlog++;
-    const primaryAttempt = send(name, primary.name, primary.driver, kind, body, options);
-    // Each mirror's outcome, known once the primary's is: undefined = confirmed, else the error.
-    const mirrorOutcomes = mirrors.map(async (lane): Promise<unknown> => {
-      const copy: Copy = { kind, options, json: prepared.json, attempts: 0, lastError: undefined };
-      const primaryOk = primaryAttempt.then(
-        () => true,
-        () => false,
-      );
-      if (lane.failing) {
-        // The mirror is down: queue behind its outbox instead of hammering it.
-        if (await primaryOk) {
-          lane.enqueue(copy);
-          return undefined;
-        }
-        lane.release(false);
-        return new PublishError({
-          driver: name,
-          messageId: prepared.id,
-          message: `not sent to mirror ${lane.name} (it is failing; the primary refused the message)`,
-        });
-      }
-      const error = await lane.firstAttempt(copy, body);
-      if (error === undefined) {
-        lane.release(true);
-        return undefined;
-      }
-      if (await primaryOk) lane.enqueue(copy);
-      else lane.release(false);
-      return error;
-    });
+  }
+
+  /** `mode: 'primary'`: resolves on the primary's confirmation; each mirror's copy goes through its outbox. */
+  async function publishPrimary(kind: 'task' | 'share', body: unknown, prepared: PreparedPublish, options: TargetPublishOptions) {
+    reserve(outboxes, prepared.id, outboxSettings);
+    const primaryAttempt = primary.send(name, kind, body, options);
+    const primaryOk = primaryAttempt.then(
+      () => true,
+      () => false,
+    );
+    const mirrorResults = outboxes.map((outbox) => outbox.publish(kind, body, prepared.json, options, primaryOk));
     try {
       await primaryAttempt;
-      primary.confirmed++;
-    } catch (primaryError) {
-      primary.failedAttempts++;
-      // The message is not published: report every target's outcome; nothing goes to the outbox.
-      const outcomes = await Promise.all(mirrorOutcomes);
-      const failures: TeeTargetFailure[] = [{ target: primary.name, error: primaryError }];
-      const succeeded: string[] = [];
-      outcomes.forEach((outcome, index) => {
-        const lane = mirrors[index] as Lane;
-        if (outcome === undefined) succeeded.push(lane.name);
-        else failures.push({ target: lane.name, error: outcome });
-      });
-      throw new TeePublishError({ driver: name, messageId: prepared.id, reason: 'targets-failed', failures, succeeded });
+    } catch (error) {
+      // The message is not published: report every target's outcome; nothing went to an outbox.
+      throw targetsFailed(prepared.id, [{ status: 'rejected', reason: error }, ...(await Promise.all(mirrorResults))]);
     }
-    return { id: prepared.id };
   }
 
-  async function publish(kind: 'task' | 'share', body: unknown, prepared: PreparedPublish): Promise<PublishReceipt> {
+  async function publish(kind: 'task' | 'share', body: unknown, prepared: PreparedPublish) {
+    const options: TargetPublishOptions = { segment: prepared.segment, headers: prepared.headers, id: prepared.id };
+    if (prepared.topic !== undefined) options.topic = prepared.topic;
     inFlight++;
     try {
-      const receipt =
-        settings.mode === 'all' ? await publishAll(kind, body, prepared) : await publishPrimary(kind, body, prepared);
+      await (settings.mode === 'all' ? publishAll : publishPrimary)(kind, body, prepared, options);
       published++;
-      return receipt;
+      return { id: prepared.id };
     } catch (error) {
       rejected++;
       throw error;
@@ -339,10 +154,7 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
     }
   }
 
-  /**
-   * Wraps a consuming target's subscription: `close()` options are checked under the tee's name
-   * and every failure comes back as a rejected promise; the tee closes what is still open.
-   */
+  /** The consuming target's subscription, its `close()` options checked under the tee's name; the tee closes what is open. */
   function remember(inner: Subscription): Subscription {
     for (const open of subscriptions) if (open.closed) subscriptions.delete(open);
     const subscription: Subscription = {
@@ -353,10 +165,7 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
         return inner.closed;
       },
       async close(options?: CloseOptions) {
-        if (options !== undefined && (options === null || typeof options !== 'object')) {
-          throw new InvalidArgumentError({ driver: name, argument: 'options', value: options, message: 'must be an object' });
-        }
-        if (options?.timeoutMs !== undefined) validateNonNegativeNumber(name, options.timeoutMs, 'timeoutMs');
+        prepareCloseOptions(name, options);
         return inner.close(options);
       },
     };
@@ -365,39 +174,32 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
     return subscription;
   }
 
+  /** The deadline of a flush or close: `options.timeoutMs`, or `closeTimeoutMs`. */
+  function deadline(options: CloseOptions | undefined): number {
+    const timeoutMs = prepareCloseOptions(name, options);
+    return options?.timeoutMs === undefined ? settings.closeTimeoutMs : timeoutMs;
+  }
+
   async function shutdown(timeoutMs: number): Promise<TeeCloseReport> {
-    const closingSubscriptions = [...subscriptions].map((subscription) =>
-      subscription.close({ timeoutMs }).catch(() => undefined),
-    );
+    const closingSubscriptions = [...subscriptions].map((subscription) => subscription.close({ timeoutMs }).catch(() => {}));
     await waitIdle(timeoutMs);
     await Promise.all(closingSubscriptions);
-    for (const lane of lanes) lane.stop();
-    const undelivered: UndeliveredCopy[] = mirrors.flatMap((lane) => lane.undelivered());
-    const closeFailures: { target: string; error: unknown }[] = [];
-    if (settings.closeTargets) {
-      const results = await Promise.allSettled(lanes.map((lane) => lane.driver.close()));
-      results.forEach((result, index) => {
-        if (result.status === 'rejected') closeFailures.push({ target: (lanes[index] as Lane).name, error: result.reason });
-      });
-    }
-    if (undelivered.length > 0 && settings.onUndelivered) {
-      try {
-        settings.onUndelivered(undelivered);
-      } catch {
-        // The report is also returned by closeWithReport(); a failing callback must not break close.
-      }
+    for (const outbox of outboxes) outbox.stop();
+    const undelivered = outboxes.flatMap((outbox) => outbox.undelivered());
+    const closed = settings.closeTargets ? await Promise.allSettled(targets.map((target) => target.driver.close())) : [];
+    const closeFailures = closed.flatMap((result, index) =>
+      result.status === 'rejected' ? [{ target: (targets[index] as Target).name, error: result.reason }] : [],
+    );
+    try {
+      if (undelivered.length > 0) settings.onUndelivered?.(undelivered);
+    } catch {
+      // The report is also returned by closeWithReport(); a failing callback must not break close.
     }
     return Object.freeze({ undelivered: Object.freeze(undelivered), closeFailures: Object.freeze(closeFailures) });
   }
 
   function closeWithReport(options?: CloseOptions): Promise<TeeCloseReport> {
-    if (!closing) {
-      const timeoutMs =
-        options?.timeoutMs === undefined
-          ? settings.closeTimeoutMs
-          : validateNonNegativeNumber(name, options.timeoutMs, 'timeoutMs');
-      closing = shutdown(timeoutMs);
-    }
+    if (!closing) closing = shutdown(deadline(options));
     return closing;
   }
 
@@ -406,25 +208,24 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
     name,
     capabilities,
     mode: settings.mode,
-    targets: Object.freeze(lanes.map((lane) => lane.name)),
-    consumeFrom: (lanes[settings.consumeFrom] as Lane).name,
+    targets: Object.freeze(targets.map((target) => target.name)),
+    consumeFrom: consuming.name,
 
-    async taskPublish(body: JsonValue, options: TaskPublishOptions) {
+    async taskPublish(body, options) {
       ensureOpen();
       // Validated ONCE against the strictest limits, before any target receives anything.
-      const prepared = prepareTaskPublish(name, capabilities, body, options);
-      return publish('task', body, prepared);
+      return publish('task', body, prepareTaskPublish(name, capabilities, body, options));
     },
 
-    async sharePublish(body: JsonValue, options: SharePublishOptions) {
+    async sharePublish(body, options) {
       ensureOpen();
-      const prepared = prepareSharePublish(name, capabilities, body, options);
-      return publish('share', body, prepared);
+      return publish('share', body, prepareSharePublish(name, capabilities, body, options));
     },
 
+    // Consumers, dead letters and re-drives use the consuming target; their input is checked here
+    // too, so bad input is reported under the tee's name like everything else.
     async taskConsume(handler, options) {
       ensureOpen();
-      // Checked here too, so bad input is reported under the tee's name like everything else.
       prepareTaskConsume(name, handler, options);
       return remember(await consumer.taskConsume(handler, options));
     },
@@ -435,29 +236,26 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
       return remember(await consumer.shareConsume(handler, options));
     },
 
-    async listDeadLetters(target: DeadLetterTarget) {
+    async listDeadLetters(target) {
       ensureOpen();
       prepareDeadLetterTarget(name, target);
       return consumer.listDeadLetters(target);
     },
 
-    async redriveDeadLetters(target: DeadLetterTarget, options?: { ids?: readonly string[] }) {
+    async redriveDeadLetters(target, options) {
       ensureOpen();
       prepareDeadLetterTarget(name, target);
       return consumer.redriveDeadLetters(target, options);
     },
 
-    // Kinds and subscriptions exist where consumers run: on the consuming target (a mirror's own,
-    // e.g. a replay subscription opened through `target()`, is removed through `target()` too).
-    async unregister(target: DeadLetterTarget) {
+    // Kinds and subscriptions exist where consumers run (a mirror's own, e.g. a replay subscription
+    // opened through `target()`, is removed through `target()` too).
+    async unregister(target) {
       ensureOpen();
       prepareDeadLetterTarget(name, target);
       if (!consumer.unregister || !capabilities.unregister) {
-        throw new UnsupportedError({
-          driver: name,
-          feature: 'unregister',
-          message: `unregister is not supported by the consuming target ${lanes[settings.consumeFrom]?.name}`,
-        });
+        const message = `unregister is not supported by the consuming target ${consuming.name}`;
+        throw new UnsupportedError({ driver: name, feature: 'unregister', message });
       }
       try {
         return await consumer.unregister(target);
@@ -469,47 +267,30 @@ function createTee(targetsInput: TeeTargets, optionsInput: TeeOptions): TeeDrive
     },
 
     target(nameOrIndex: string | number): Driver {
-      const index = typeof nameOrIndex === 'number' ? nameOrIndex : lanes.findIndex((lane) => lane.name === nameOrIndex);
-      const lane = Number.isInteger(index) ? lanes[index] : undefined;
-      if (!lane) {
-        throw new InvalidArgumentError({
-          driver: name,
-          argument: 'target',
-          value: nameOrIndex,
-          message: `is not a target name or index (targets: ${lanes.map((l, i) => `${i}: ${l.name}`).join(', ')})`,
-        });
-      }
-      return lane.driver;
+      return (targets[findTarget(name, targets, nameOrIndex, 'target')] as Target).driver;
     },
 
     outboxDepth,
 
     stats(): TeeStats {
-      return {
-        mode: settings.mode,
-        published,
-        rejected,
-        inFlight,
-        outboxDepth: outboxDepth(),
-        targets: lanes.map((lane, index) => ({
-          name: lane.name,
+      const statsOf = (target: Target, index: number): TeeTargetStats => {
+        const outbox = outboxes[index - 1]; // mirrors in 'primary' mode only
+        return {
+          name: target.name,
           role: index === 0 ? 'primary' : 'mirror',
           consuming: index === settings.consumeFrom,
-          confirmed: lane.confirmed,
-          failedAttempts: lane.failedAttempts,
-          unconfirmed: index === 0 ? 0 : lane.backlog,
-          outboxDepth: index === 0 ? 0 : lane.outboxDepth,
-          failing: lane.failing,
-        })),
+          confirmed: target.confirmed,
+          failedAttempts: target.failedAttempts,
+          unconfirmed: outbox?.backlog ?? 0,
+          outboxDepth: outbox?.depth ?? 0,
+          failing: outbox?.failing ?? false,
+        };
       };
+      return { mode: settings.mode, published, rejected, inFlight, outboxDepth: outboxDepth(), targets: targets.map(statsOf) };
     },
 
     async flush(options?: { timeoutMs?: number }): Promise<TeeFlushResult> {
-      const timeoutMs =
-        options?.timeoutMs === undefined
-          ? settings.closeTimeoutMs
-          : validateNonNegativeNumber(name, options.timeoutMs, 'timeoutMs');
-      const caughtUp = await waitIdle(timeoutMs);
+      const caughtUp = await waitIdle(deadline(options));
       return { caughtUp, unconfirmed: unconfirmed(), outboxDepth: outboxDepth() };
     },
 

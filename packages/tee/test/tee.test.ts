@@ -120,6 +120,9 @@ describe('tee: shape and capabilities', () => {
       [() => tee([memory(a), memory(b)], { mode: 'primary', outboxLimit: 0 }), 'options.outboxLimit'],
       [() => tee([memory(a)], { mode: 'primary', retryBackoff: { baseMs: 10, maxMs: 1 } }), 'options.retryBackoff.maxMs'],
       [() => tee([memory(a)], { colour: 'red' } as never), 'options.colour'],
+      [() => tee([memory(a)], { closeTimeoutMs: 2 ** 31 }), 'options.closeTimeoutMs'], // beyond Node's longest timer
+      [() => tee([memory(a)], { closeTargets: 'no' as never }), 'options.closeTargets'],
+      [() => tee([memory(a)], { onUndelivered: 'log' as never }), 'options.onUndelivered'],
     ];
     for (const [make, argument] of cases) {
       let caught: unknown;
@@ -133,6 +136,8 @@ describe('tee: shape and capabilities', () => {
     }
     const same = memory(a);
     expect(() => tee([same, same])).toThrow(/same driver object/);
+    // Core's option helpers: the known keys and the near miss are named.
+    expect(() => tee([memory(a)], { outboxlimit: 3 } as never)).toThrow(/known: .*outboxLimit.*did you mean outboxLimit\?/);
   });
 
   it('gives direct access to each target by name or index', () => {
