@@ -14,7 +14,8 @@ export const REDACTED = '***';
 
 /** Option and query names whose values are never shown (an unknown key might still hold a secret). */
 export function isSecretName(name: string): boolean {
-  return /secret|passw|token|credential|signature|auth/i.test(name);
+  // `key` and `pfx` are TLS private keys (amqplib socket options); `pass` also covers `passphrase`.
+  return /secret|pass|token|credential|signature|auth|pfx|^key$|privatekey/i.test(name);
 }
 
 /** A value as an error may carry it: URLs with their password hidden, secret-looking fields of plain objects masked. */
@@ -119,12 +120,7 @@ export function integerOption(
   min: number,
   max: number,
 ): number {
-  const value = raw[key];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    bad(driver, key, value, `must be a whole number from ${min} to ${max}`);
-  }
-  return value;
+  return rangeOption(driver, raw, key, fallback, min, max, true);
 }
 
 /** `options[key]`: a finite number from `min` to `max` (a duration in ms, say), or `fallback` when absent. */
@@ -136,10 +132,22 @@ export function numberOption(
   min: number,
   max: number,
 ): number {
+  return rangeOption(driver, raw, key, fallback, min, max, false);
+}
+
+function rangeOption(
+  driver: string,
+  raw: Record<string, unknown>,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+  whole: boolean,
+): number {
   const value = raw[key];
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    bad(driver, key, value, `must be a number from ${min} to ${max}`);
+  if (typeof value !== 'number' || !(whole ? Number.isInteger(value) : Number.isFinite(value)) || value < min || value > max) {
+    bad(driver, key, value, `must be a ${whole ? 'whole number' : 'number'} from ${min} to ${max}`);
   }
   return value;
 }

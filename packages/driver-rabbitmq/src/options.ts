@@ -1,10 +1,14 @@
 import {
   type BackoffOptions,
+  backoffOption,
   DEFAULT_BACKOFF,
   DEFAULT_PREFETCH,
   InvalidArgumentError,
+  integerOption,
   type MqError,
+  readOptions,
   redactUrl as redact,
+  redactValue,
 } from '@mq-drivers/core';
 
 export { redact };
@@ -141,35 +145,18 @@ const KNOWN = new Set([
 
 /** Throws `InvalidArgumentError`; the value it carries has its passwords redacted. */
 function bad(argument: string, value: unknown, message: string): never {
-  throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: `options.${argument}`, value: redactAny(value), message });
+  throw new InvalidArgumentError({ driver: DRIVER_NAME, argument: `options.${argument}`, value: redactValue(value), message });
 }
 
 function integer(raw: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
-  const value = raw[key];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    bad(key, value, `must be a whole number from ${min} to ${max}`);
-  }
-  return value;
+  return integerOption(DRIVER_NAME, raw, key, fallback, min, max);
 }
 
+/** A `{baseMs, maxMs}` option (core's check), with `maxMs` not below `baseMs`. */
 function backoff(raw: Record<string, unknown>, key: string, fallback: BackoffOptions): BackoffOptions {
-  const value = raw[key];
-  if (value === undefined) return fallback;
-  const b = value as Partial<BackoffOptions> | null;
-  if (
-    b === null ||
-    typeof b !== 'object' ||
-    typeof b.baseMs !== 'number' ||
-    typeof b.maxMs !== 'number' ||
-    !Number.isFinite(b.baseMs) ||
-    !Number.isFinite(b.maxMs) ||
-    b.baseMs < 0 ||
-    b.maxMs < b.baseMs
-  ) {
-    bad(key, value, 'must be {baseMs, maxMs} with 0 <= baseMs <= maxMs');
-  }
-  return { baseMs: b.baseMs, maxMs: b.maxMs };
+  const value = backoffOption(DRIVER_NAME, raw, key, fallback);
+  if (value.maxMs < value.baseMs) bad(key, raw[key], 'must be {baseMs, maxMs} with 0 <= baseMs <= maxMs');
+  return value;
 }
 
 /** URL query parameters amqplib reads (lib/connect.js); anything else would be ignored silently. */
@@ -258,11 +245,8 @@ export function resolveOptions(options: RabbitMqDriverOptions | undefined): Reso
       message: 'must be an object with `url` (or `connection`)',
     });
   }
-  const raw = options as Record<string, unknown>;
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN.has(key) && raw[key] !== undefined)
-      bad(key, raw[key], `"${key}" is not an option of this driver (known: ${[...KNOWN].join(', ')})`);
-  }
+  // Core's check: only known keys (a typo is refused, with a did-you-mean); secrets are not echoed.
+  const raw = readOptions(DRIVER_NAME, options, [...KNOWN]);
   const connection = raw.connection as ChannelModel | undefined;
   if (connection !== undefined && (connection === null || typeof (connection as ChannelModel).createChannel !== 'function')) {
     bad('connection', connection, 'must be an amqplib connection (the result of amqplib.connect)');
@@ -316,21 +300,4 @@ export function resolveOptions(options: RabbitMqDriverOptions | undefined): Reso
     ephemeralQueueExpiresMs: integer(raw, 'ephemeralQueueExpiresMs', 300_000, 1_000, 2_147_483_647),
     onError: onError as (error: MqError) => void,
   };
-}
-
-const SECRET_KEY = /pass|secret|token|credential|key|pfx|auth/i;
-
-/** A value for an error: URLs redacted, secret-looking fields of plain objects masked. */
-function redactAny(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return redact(value);
-  if (depth > 4) return value;
-  if (Array.isArray(value)) return value.map((v) => redactAny(v, depth + 1));
-  if (value !== null && typeof value === 'object') {
-    const proto = Object.getPrototypeOf(value);
-    if (proto !== Object.prototype && proto !== null) return value;
-    const copy: Record<string, unknown> = {};
-    for (const [key, entry] of Object.entries(value)) copy[key] = SECRET_KEY.test(key) ? '***' : redactAny(entry, depth + 1);
-    return copy;
-  }
-  return value;
 }

@@ -132,7 +132,9 @@ describe('URLs and options (no broker needed)', () => {
     );
     expect(InvalidArgumentError.isInstance(error), String(error)).toBe(true);
     expect((error as InvalidArgumentError).argument).toBe('options.uri');
-    expect((error as Error).message).toMatch(/^rabbitmq: invalid options\.uri: "uri" is not an option/);
+    expect((error as Error).message).toMatch(
+      /^rabbitmq: invalid options\.uri: "uri" is not a known option \(known: .*\); did you mean url\?/,
+    );
     expect(secretLeaks(error)).toEqual([]);
     // An object given where a URL string belongs (amqplib's object form) is not echoed with its password.
     const objectForm = thrown(() =>
