@@ -23,6 +23,7 @@ export {
   booleanOption,
   integerOption,
   isSecretName,
+  type NumberOptionReader,
   nearestName,
   numberOption,
   REDACTED,

@@ -111,39 +111,23 @@ function bad(driver: string, key: string, value: unknown, message: string): neve
   });
 }
 
-/** `options[key]`: a whole number from `min` to `max`, or `fallback` when absent. */
-export function integerOption(
+/** Reads `options[key]`: a number from `min` to `max`, or `fallback` when absent. */
+export type NumberOptionReader = (
   driver: string,
   raw: Record<string, unknown>,
   key: string,
   fallback: number,
   min: number,
   max: number,
-): number {
-  return rangeOption(driver, raw, key, fallback, min, max, true);
-}
+) => number;
+
+/** `options[key]`: a whole number from `min` to `max`, or `fallback` when absent. */
+export const integerOption: NumberOptionReader = (...args) => rangeOption(true, ...args);
 
 /** `options[key]`: a finite number from `min` to `max` (a duration in ms, say), or `fallback` when absent. */
-export function numberOption(
-  driver: string,
-  raw: Record<string, unknown>,
-  key: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  return rangeOption(driver, raw, key, fallback, min, max, false);
-}
+export const numberOption: NumberOptionReader = (...args) => rangeOption(false, ...args);
 
-function rangeOption(
-  driver: string,
-  raw: Record<string, unknown>,
-  key: string,
-  fallback: number,
-  min: number,
-  max: number,
-  whole: boolean,
-): number {
+function rangeOption(whole: boolean, ...[driver, raw, key, fallback, min, max]: Parameters<NumberOptionReader>): number {
   const value = raw[key];
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !(whole ? Number.isInteger(value) : Number.isFinite(value)) || value < min || value > max) {
