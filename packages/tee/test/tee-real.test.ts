@@ -169,7 +169,10 @@ describe.skipIf(skipReason !== undefined)(
       // its retry then stores the message again. Only such a message may be there twice.
       const retried = new Set(events.map((event) => event.messageId));
       const twice = replayed.filter((id, index) => replayed.indexOf(id) !== index);
-      expect(twice.filter((id) => !retried.has(id)), 'ids stored twice without a timed-out write').toEqual([]);
+      expect(
+        twice.filter((id) => !retried.has(id)),
+        'ids stored twice without a timed-out write',
+      ).toEqual([]);
     });
 
     it("mode 'primary': a full outbox rejects before RabbitMQ receives the message", async () => {
