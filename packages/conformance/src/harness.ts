@@ -10,7 +10,7 @@ export function uniqueSegment(): string {
 }
 
 /** One handler call as the suite saw it. Every call is kept: nothing is deduplicated. */
-export interface Delivery {
+export interface RecordedDelivery {
   /** Which consumer (worker, subscriber) got it. */
   consumer: string;
   message: Message;
@@ -23,9 +23,9 @@ export interface Delivery {
  * the call, then runs `behaviour` (whose result or error is the handler's).
  */
 export class Recorder {
-  readonly deliveries: Delivery[] = [];
+  readonly deliveries: RecordedDelivery[] = [];
 
-  handler(consumer: string, behaviour?: (message: Message, delivery: Delivery) => unknown): Handler {
+  handler(consumer: string, behaviour?: (message: Message, delivery: RecordedDelivery) => unknown): Handler {
     return (message: Message) => {
       const delivery = { consumer, message, at: Date.now() };
       this.deliveries.push(delivery);
@@ -38,7 +38,7 @@ export class Recorder {
     return this.of(consumer).map((delivery) => delivery.message.id);
   }
 
-  of(consumer?: string | readonly string[]): Delivery[] {
+  of(consumer?: string | readonly string[]): RecordedDelivery[] {
     if (consumer === undefined) return [...this.deliveries];
     const wanted = typeof consumer === 'string' ? [consumer] : consumer;
     return this.deliveries.filter((delivery) => wanted.includes(delivery.consumer));

@@ -23,7 +23,7 @@ export {
 } from './assert.js';
 export { type CaseDefinition, GROUP_NAMES, type GroupName } from './case.js';
 export { type ConformanceCase, conformanceCases, GROUPS } from './cases.js';
-export { type CaseContext, type Delivery, Recorder, uniqueSegment } from './harness.js';
+export { type CaseContext, type RecordedDelivery, Recorder, uniqueSegment } from './harness.js';
 export type { ConformanceOptions, GroupOptions, HarnessSettings } from './options.js';
 export {
   type RegisterTests,

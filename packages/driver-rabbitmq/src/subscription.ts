@@ -56,7 +56,7 @@ export interface SubscriptionContext {
 type State = 'open' | 'busy' | 'done' | 'settled';
 
 /** A received message (what the engine sees) plus what acknowledging it takes. */
-interface Delivery extends Received {
+interface AmqpReceived extends Received {
   readonly msg: ConsumeMessage;
   readonly gen: Generation;
   state: State;
@@ -75,9 +75,9 @@ interface Generation {
   /** Deliveries of this channel the engine holds (open or busy). */
   held: number;
   /** Unsettled deliveries in delivery-tag order. */
-  inflight: Deque<Delivery>;
+  inflight: Deque<AmqpReceived>;
   /** Deliveries whose ack waits for the next flush. */
-  acks: Delivery[];
+  acks: AmqpReceived[];
   flushScheduled: boolean;
   /** Serializes `basic.qos` + `basic.consume` pairs (a qos applies to the next consume). */
   chain: Promise<void>;
@@ -101,16 +101,16 @@ const MAX_RESOLVED = 10_000;
  * a message whose outcome was already carried out but whose ack was lost with the channel is
  * remembered here, and the broker's copy of it is acknowledged unseen.
  */
-export class RabbitTransport implements SubscriptionTransport<Delivery> {
-  private sink: DeliverySink<Delivery> | undefined;
+export class RabbitTransport implements SubscriptionTransport<AmqpReceived> {
+  private sink: DeliverySink<AmqpReceived> | undefined;
   private gen: Generation | undefined;
   private closing = false;
   /** Messages (id → attempt) whose outcome was carried out but whose ack was lost with its channel. */
   private readonly resolved = new Map<string, number>();
   /** Deliveries whose retry or dead letter is being published, by message id. */
-  private readonly publishing = new Map<string, Delivery>();
+  private readonly publishing = new Map<string, AmqpReceived>();
   /** The broker's copy of such a delivery whose channel is gone: it waits for that publish to end. */
-  private readonly parked = new Map<string, Delivery>();
+  private readonly parked = new Map<string, AmqpReceived>();
   private restartTimer: NodeJS.Timeout | undefined;
   private restartAttempt = 0;
   /** A generation is being started: resume() must not start a second one. */
@@ -127,7 +127,7 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
   }
 
   /** Declares the topology and starts consuming; errors go to the caller. */
-  async start(sink: DeliverySink<Delivery>): Promise<void> {
+  async start(sink: DeliverySink<AmqpReceived>): Promise<void> {
     this.sink = sink;
     sink.onCapacity(() => {
       const gen = this.gen;
@@ -314,7 +314,7 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
     this.admit(delivery);
   }
 
-  private admit(delivery: Delivery): void {
+  private admit(delivery: AmqpReceived): void {
     if (delivery.state !== 'open' || !delivery.gen.alive) return;
     if (this.unseen(delivery)) {
       this.queueAck(delivery);
@@ -330,7 +330,7 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
    * after the kind was registered again), or a share routed by a binding this subscription no
    * longer has (a named subscription re-opened with other topics).
    */
-  private unseen(d: Delivery): boolean {
+  private unseen(d: AmqpReceived): boolean {
     if (d.msg.fields.redelivered && this.resolved.get(d.id) === d.attempt) {
       this.resolved.delete(d.id);
       return true;
@@ -341,24 +341,24 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
   }
 
   /** See {@link resolved}. */
-  private remember(d: Delivery): void {
+  private remember(d: AmqpReceived): void {
     this.resolved.delete(d.id);
     this.resolved.set(d.id, d.attempt);
     if (this.resolved.size > MAX_RESOLVED) this.resolved.delete(this.resolved.keys().next().value as string);
   }
 
   /** The engine let go of `d` (an outcome was carried out or handed back). */
-  private release(d: Delivery): void {
+  private release(d: AmqpReceived): void {
     if (d.state === 'open' || d.state === 'busy') d.gen.held--;
   }
 
   /** Resolves once the ack is queued: the next flush sends it. */
-  ack(d: Delivery): void {
+  ack(d: AmqpReceived): void {
     this.release(d);
     this.queueAck(d);
   }
 
-  private queueAck(d: Delivery): void {
+  private queueAck(d: AmqpReceived): void {
     if (d.state === 'settled' || d.state === 'done') return;
     const gen = d.gen;
     if (!gen.alive) {
@@ -379,7 +379,7 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
   private flush(gen: Generation): void {
     gen.flushScheduled = false;
     if (!gen.alive) return;
-    let last: Delivery | undefined;
+    let last: AmqpReceived | undefined;
     for (let d = gen.inflight.peekFirst(); d && d.state !== 'open' && d.state !== 'busy'; d = gen.inflight.peekFirst()) {
       gen.inflight.shift();
       if (d.state === 'done') last = d;
@@ -399,7 +399,7 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
     }
   }
 
-  retry(d: Delivery, delayMs: number, error: string): Promise<void> {
+  retry(d: AmqpReceived, delayMs: number, error: string): Promise<void> {
     const bucket = delayBucket(delayMs);
     const { topology, options } = this.ctx;
     return this.republish(d, 'schedule the retry of', () => topology.delay(bucket), delayExchange(options.prefix, bucket), {
@@ -408,7 +408,7 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
     });
   }
 
-  deadLetter(d: Delivery, error: string): Promise<void> {
+  deadLetter(d: AmqpReceived, error: string): Promise<void> {
     let text = error;
     try {
       JSON.parse(d.json as string);
@@ -431,7 +431,7 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
    * succeeded that copy is acknowledged unseen, never run or retried again.
    */
   private async republish(
-    d: Delivery,
+    d: AmqpReceived,
     what: string,
     declare: () => Promise<void>,
     exchange: string,
@@ -483,7 +483,7 @@ export class RabbitTransport implements SubscriptionTransport<Delivery> {
     this.admit(copy);
   }
 
-  handBack(d: Delivery): void {
+  handBack(d: AmqpReceived): void {
     this.release(d);
     if (d.state === 'settled') return;
     d.state = 'settled';
