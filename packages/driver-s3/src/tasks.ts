@@ -102,6 +102,8 @@ class TaskWorker extends PullTransport<TaskReceived> {
   private nextScan = 0;
   /** Owners of the live workers of this kind (from their presence objects), sorted; this one included. */
   private owners: string[] = [];
+  /** Outcomes of this worker's recent claim races (true = won), newest last: its share of the work. */
+  private readonly recent: boolean[] = [];
   private lastCount = 0;
   private counting: Promise<void> | undefined;
   private idleSince: number | undefined;
@@ -251,15 +253,24 @@ class TaskWorker extends PullTransport<TaskReceived> {
         look = false;
         const taken = await this.ctx.store.getJson<LeaseBody>(keyOf(0));
         if (taken) {
+          this.raced(false);
           const next = taken.end ?? (await this.discoverFrontier(seq));
           if (next <= start) return false;
           start = next;
           this.frontier.set(seq, start);
           continue;
         }
+        // Free, and not our turn. A worker that has had more than its share lately waits two claim
+        // round trips first: a worker that fell behind (each lost race costs it round trips) catches
+        // up instead of finding every range taken when it gets there.
+        if (this.overShare()) {
+          await this.sleeper.sleep(Math.min(500, Math.max(50, 2 * this.claimRtt)));
+          if (this.stopped) return false;
+        }
       }
       const sent = Date.now();
       const lease = await Lease.acquire(this.ctx, keyOf, body);
+      this.raced(lease !== undefined);
       if (lease) {
         // Smoothed, so that one slow or fast answer does not decide the next wait.
         const rtt = Date.now() - sent;
@@ -347,6 +358,19 @@ class TaskWorker extends PullTransport<TaskReceived> {
       .filter((e) => newest - (e.lastModified?.getTime() ?? 0) < 3 * this.scanEvery + 1000)
       .map((e) => e.key.slice(dir.length))
       .sort();
+  }
+
+  private raced(won: boolean): void {
+    this.recent.push(won);
+    if (this.recent.length > 30) this.recent.shift();
+  }
+
+  /** Whether this worker won more of its recent races than an even share among the live workers. */
+  private overShare(): boolean {
+    const n = this.owners.length;
+    if (n < 2 || this.recent.length < n) return false;
+    const won = this.recent.filter(Boolean).length;
+    return won > Math.ceil(this.recent.length / n);
   }
 
   /** Whether this worker is the one whose turn range `start` of log object `seq` is. */
