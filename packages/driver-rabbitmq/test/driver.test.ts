@@ -28,7 +28,7 @@ import {
 } from '@mq-drivers/rabbitmq';
 import amqplib from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { brokerBench, brokerSkipReason, FAST, segment, until } from './helpers.js';
+import { brokerBench, brokerSkipReason, FAST, segment, until, untilReceived } from './helpers.js';
 
 const skipReason = await brokerSkipReason();
 
@@ -368,14 +368,7 @@ describe.skipIf(skipReason !== undefined)(
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       id = (await producer.taskPublish({ after: true }, { segment: seg })).id;
-      await until(
-        () => got.some((m) => m.id === id),
-        () =>
-          describeIdDiff(
-            [id],
-            got.map((m) => m.id),
-          ),
-      );
+      await untilReceived(got, id);
       await ch.close().catch(() => {});
     });
 

@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { serviceSkipReason, testRabbitMqUrl } from '@mq-drivers/conformance/services';
-import type { Driver } from '@mq-drivers/core';
+import { describeIdDiff, serviceSkipReason, testRabbitMqUrl } from '@mq-drivers/conformance/services';
+import type { Driver, Message } from '@mq-drivers/core';
 import { createRabbitMqDriver, type RabbitMqDriverOptions } from '@mq-drivers/rabbitmq';
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll } from 'vitest';
@@ -62,6 +62,19 @@ export async function until(condition: () => boolean, describe: () => string, ti
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Waits until message `id` is among `got`; on timeout names it as missing (and any extra ids), after `label`. */
+export function untilReceived(got: readonly Message[], id: string, label = '', timeoutMs = 10_000): Promise<void> {
+  return until(
+    () => got.some((m) => m.id === id),
+    () =>
+      `${label ? `${label}: ` : ''}${describeIdDiff(
+        [id],
+        got.map((m) => m.id),
+      )}`,
+    timeoutMs,
+  );
 }
 
 /** Fast retries and reconnects for tests. */

@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { closedPort, describeIdDiff, TcpProxy, testRabbitMqUrl } from '@mq-drivers/conformance/services';
+import { closedPort, TcpProxy, testRabbitMqUrl } from '@mq-drivers/conformance/services';
 import {
   AuthenticationError,
   ConnectionError,
@@ -11,7 +11,7 @@ import {
 } from '@mq-drivers/core';
 import { createRabbitMqDriver, driver as definition, type RabbitMqDriverOptions } from '@mq-drivers/rabbitmq';
 import { afterAll, describe, expect, it } from 'vitest';
-import { brokerSkipReason, FAST, segment, until } from './helpers.js';
+import { brokerSkipReason, FAST, segment, untilReceived } from './helpers.js';
 
 const skipReason = await brokerSkipReason();
 const SECRET = 'S3CRET';
@@ -216,14 +216,7 @@ describe.skipIf(skipReason !== undefined)(
       const got: Message[] = [];
       await driver.taskConsume((m) => void got.push(m), { segment: seg, topic: 'k' });
       const { id } = await driver.taskPublish({}, { segment: seg });
-      await until(
-        () => got.some((m) => m.id === id),
-        () =>
-          describeIdDiff(
-            [id],
-            got.map((m) => m.id),
-          ),
-      );
+      await untilReceived(got, id);
     });
 
     it('connect() and the dispatcher: a `url` array in options adds hosts to the URL given to connect', async () => {
@@ -255,15 +248,7 @@ describe.skipIf(skipReason !== undefined)(
       await driver.taskConsume((m) => void got.push(m), { segment: seg, topic: 'k' });
       const deliver = async (step: string) => {
         const { id } = await driver.taskPublish({ step }, { segment: seg });
-        await until(
-          () => got.some((m) => m.id === id),
-          () =>
-            `${step}: ${describeIdDiff(
-              [id],
-              got.map((m) => m.id),
-            )}`,
-          20_000,
-        );
+        await untilReceived(got, id, step, 20_000);
       };
       await deliver('through the second host, the first refusing');
       await first.forward();

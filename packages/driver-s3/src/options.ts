@@ -136,28 +136,36 @@ function bool(raw: Record<string, unknown>, key: string, fallback: boolean): boo
   return value;
 }
 
-/** Every option `createS3Driver` knows; any other key is refused (a typo must not pass silently). */
-const KNOWN_OPTIONS: readonly (keyof S3DriverOptions)[] = [
-  'bucket',
-  'prefix',
-  'endpoint',
-  'region',
-  'forcePathStyle',
-  'credentials',
-  'client',
-  'createBucket',
+/** Options that a URL query parameter of the same name can set, by the kind of value they take. */
+const NUMERIC = [
   'maxBatchMessages',
   'maxBatchBytes',
   'flushIntervalMs',
   'minPollIntervalMs',
   'maxPollIntervalMs',
   'leaseMs',
-  'redeliveryBackoff',
   'requestTimeoutMs',
   'cursorSaveIntervalMs',
-  'verifyConditionalWrites',
   'retentionMs',
+] as const satisfies readonly (keyof S3DriverOptions)[];
+const BOOLEAN = [
+  'forcePathStyle',
+  'createBucket',
+  'verifyConditionalWrites',
+] as const satisfies readonly (keyof S3DriverOptions)[];
+
+/** Every option `createS3Driver` knows; any other key is refused (a typo must not pass silently). */
+const KNOWN_OPTIONS: readonly (keyof S3DriverOptions)[] = [
+  'bucket',
+  'prefix',
+  'endpoint',
+  'region',
+  'credentials',
+  'client',
+  'redeliveryBackoff',
   'onError',
+  ...NUMERIC,
+  ...BOOLEAN,
 ];
 
 /** Smallest `retentionMs`: sweeps run every half retention, and clocks must agree within that. */
@@ -269,19 +277,6 @@ export function resolveOptions(options: S3DriverOptions): ResolvedOptions {
     onError: onError as (error: MqError) => void,
   };
 }
-
-const NUMERIC = [
-  'maxBatchMessages',
-  'maxBatchBytes',
-  'flushIntervalMs',
-  'minPollIntervalMs',
-  'maxPollIntervalMs',
-  'leaseMs',
-  'requestTimeoutMs',
-  'cursorSaveIntervalMs',
-  'retentionMs',
-] as const;
-const BOOLEAN = ['forcePathStyle', 'createBucket', 'verifyConditionalWrites'] as const;
 
 /**
  * Parses `s3://[KEY:SECRET@]bucket[/prefix][?endpoint=...&region=...&forcePathStyle=true&...]`.
